@@ -1,0 +1,48 @@
+# clawbridge: every command the README names. `make test` is what CI runs.
+SHELL := /bin/bash
+CARGO ?= cargo
+
+.PHONY: deps build release run demo test unit check fmt fmt-check clippy e2e helm-check bench fuzz clean
+
+deps:            ## system packages the build needs (cmake)
+	scripts/ensure-deps.sh cmake
+
+build: deps
+	$(CARGO) build --workspace
+
+release: deps
+	$(CARGO) build --release --workspace
+
+run: release     ## clawbridge from env / conf, in front of a real gateway
+	./target/release/clawbridge --config conf/clawbridge.yaml
+
+demo: release    ## clawbridge in front of the in-repo demo gateway; no OpenClaw needed
+	scripts/demo.sh
+
+test: deps fmt-check clippy  ## the test command: lint, unit + integration tests, chart checks
+	$(CARGO) test --workspace --all-targets
+	scripts/check-helm.sh
+
+unit: deps
+	$(CARGO) test --workspace --lib
+
+fmt:
+	$(CARGO) fmt --all
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy: deps
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+e2e: release     ## fidelity suite against the real gateway (../shared/openclaw-real)
+	e2e/run.sh
+
+helm-check:
+	scripts/check-helm.sh
+
+bench: release
+	bench/run.sh
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,75 @@
+//! The admin listener (`CLAWBRIDGE_ADMIN_LISTEN`), apart from the proxy port
+//! so it never shadows a gateway path: `/healthz` (the process serves),
+//! `/readyz` (the gateway link is up with write scope, and no drain has
+//! started) and `/metrics` (Prometheus text, default registry).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use http::Response;
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+use prometheus::{Encoder, TextEncoder};
+
+use crate::drain::Drain;
+use crate::gateway::{Gateway, LinkState};
+
+pub struct Admin {
+    /// `None` when the chat endpoint is off: readiness then needs no link.
+    pub gateway: Option<Gateway>,
+    pub drain: Arc<Drain>,
+}
+
+impl Admin {
+    /// `(ready, reason)`.
+    pub fn readiness(&self) -> (bool, String) {
+        if self.drain.is_draining() {
+            return (false, "shutting down".into());
+        }
+        match self.gateway.as_ref().map(Gateway::state) {
+            None => (true, "passthrough only".into()),
+            Some(LinkState::Ready { .. }) => (true, "gateway connected".into()),
+            Some(LinkState::Down { reason }) => (false, format!("gateway not connected: {reason}")),
+        }
+    }
+}
+
+fn reply(status: u16, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .header("content-length", body.len())
+        .header("cache-control", "no-store")
+        .body(body)
+        .expect("static response parts")
+}
+
+#[async_trait]
+impl ServeHttp for Admin {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let path = session.req_header().uri.path().to_owned();
+        match path.as_str() {
+            "/healthz" | "/livez" => reply(
+                200,
+                "application/json",
+                br#"{"ok":true,"status":"live"}"#.to_vec(),
+            ),
+            "/readyz" => {
+                let (ready, reason) = self.readiness();
+                let body = serde_json::json!({ "ready": ready, "reason": reason });
+                reply(
+                    if ready { 200 } else { 503 },
+                    "application/json",
+                    body.to_string().into_bytes(),
+                )
+            }
+            "/metrics" => {
+                let encoder = TextEncoder::new();
+                let mut buf = Vec::new();
+                let _ = encoder.encode(&prometheus::gather(), &mut buf);
+                reply(200, encoder.format_type(), buf)
+            }
+            _ => reply(404, "text/plain; charset=utf-8", b"Not Found".to_vec()),
+        }
+    }
+}

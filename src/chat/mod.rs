@@ -1,0 +1,267 @@
+//! The chat route, `POST /v1/chat/completions`, served over the gateway's
+//! native `agent` method. `serve` reads as the built-in endpoint's steps:
+//! prelude (method, proxy headers, auth), body, validation, then the run,
+//! streamed (`flow::stream`) or collected (`flow::collect`). Only this file
+//! and `flow.rs`/`io.rs` touch the session; everything else here is pure.
+
+pub mod assistant_text;
+pub mod failure;
+mod flow;
+pub mod io;
+pub mod prompt;
+pub mod request;
+pub mod response;
+pub mod route;
+pub mod sse;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use pingora::proxy::Session;
+use tokio::sync::{mpsc, Semaphore};
+
+use crate::auth::Authenticator;
+use crate::config::Limits;
+use crate::drain::Drain;
+use crate::error::ChatError;
+use crate::gateway::{frames, Gateway, LinkState, RunEvent};
+use crate::trusted::TrustedProxies;
+
+pub const PATH: &str = "/v1/chat/completions";
+
+/// Shared state of the chat route.
+pub struct ChatService {
+    pub gateway: Gateway,
+    pub auth: Authenticator,
+    pub limits: Limits,
+    pub drain: Arc<Drain>,
+    pub trusted_proxies: TrustedProxies,
+    runs: Semaphore,
+}
+
+impl ChatService {
+    pub fn new(
+        gateway: Gateway,
+        auth: Authenticator,
+        limits: Limits,
+        drain: Arc<Drain>,
+        trusted_proxies: TrustedProxies,
+    ) -> Self {
+        let runs = Semaphore::new(limits.max_concurrent_runs);
+        ChatService {
+            gateway,
+            auth,
+            limits,
+            drain,
+            trusted_proxies,
+            runs,
+        }
+    }
+}
+
+/// What the access log and metrics record about one chat request.
+#[derive(Debug)]
+pub struct ChatLog {
+    pub started: Instant,
+    pub status: u16,
+    pub outcome: &'static str,
+    pub stream: bool,
+    pub agent: Option<Arc<str>>,
+    pub run_id: Option<Arc<str>>,
+    pub body_bytes: usize,
+    /// Response headers are on the wire; errors must go in-band.
+    pub committed: bool,
+}
+
+impl Default for ChatLog {
+    fn default() -> Self {
+        ChatLog {
+            started: Instant::now(),
+            status: 0,
+            outcome: "unknown",
+            stream: false,
+            agent: None,
+            run_id: None,
+            body_bytes: 0,
+            committed: false,
+        }
+    }
+}
+
+/// Serves one chat request to completion; never returns an error: every
+/// failure becomes a response (or, once streaming, an error event).
+pub async fn serve(svc: &ChatService, session: &mut Session, log: &mut ChatLog) {
+    if let Err(e) = handle(svc, session, log).await {
+        log.outcome = e.metric_label();
+        log.status = e.status();
+        if !log.committed && e != ChatError::ClientGone {
+            let _ = io::write_error(session, &e).await;
+        }
+    }
+}
+
+async fn handle(
+    svc: &ChatService,
+    session: &mut Session,
+    log: &mut ChatLog,
+) -> Result<(), ChatError> {
+    let req = session.req_header();
+    if req.method != http::Method::POST {
+        return Err(ChatError::MethodNotAllowed);
+    }
+    let client = session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip());
+    if has_proxy_headers(&req.headers) && !client.is_some_and(|ip| svc.trusted_proxies.contains(ip))
+    {
+        return Err(ChatError::ProxyAttribution);
+    }
+    authenticate(svc, session, client).await?;
+    let body = io::read_body(session, svc.limits.max_body_bytes, svc.limits.body_timeout).await?;
+    log.body_bytes = body.len();
+    let value = request::decode(&body)?;
+    let headers = route_headers(session);
+    let turn = request::validate(&value, headers)?;
+    drop(value);
+    log.stream = turn.stream;
+    if svc.drain.is_draining() {
+        return Err(ChatError::ShuttingDown);
+    }
+    let default_agent = match svc.gateway.state() {
+        LinkState::Ready { default_agent } => default_agent,
+        LinkState::Down { reason } => {
+            return Err(ChatError::GatewayUnavailable {
+                reason: reason.to_string(),
+            })
+        }
+    };
+    let _permit = svc.runs.try_acquire().map_err(|_| ChatError::Overloaded)?;
+    let mut run = start_run(svc, &turn, &default_agent).await?;
+    log.run_id = Some(run.id.clone());
+    log.agent = Some(run.agent.clone());
+    crate::metrics::INFLIGHT_RUNS.inc();
+    let result = async {
+        flow::await_accept(svc, session, &mut run).await?;
+        if turn.stream {
+            flow::stream(svc, session, &turn, &mut run, log).await
+        } else {
+            flow::collect(svc, session, &turn, &mut run, log).await
+        }
+    }
+    .await;
+    crate::metrics::INFLIGHT_RUNS.dec();
+    if let Ok(outcome) = &result {
+        log.outcome = outcome;
+    }
+    result.map(|_| ())
+}
+
+/// The built-in's prelude: lockout, bearer check, and the loopback slow-down.
+async fn authenticate(
+    svc: &ChatService,
+    session: &Session,
+    client: Option<IpAddr>,
+) -> Result<(), ChatError> {
+    let header = session
+        .req_header()
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
+    match svc.auth.check(header, client) {
+        Ok(()) => Ok(()),
+        Err(rejection) => {
+            if let Some(delay) = rejection.delay {
+                tokio::time::sleep(delay).await;
+            }
+            Err(rejection.error)
+        }
+    }
+}
+
+/// `forwarded`, `x-real-ip` or any `x-forwarded-*`: the gateway refuses
+/// these from peers it does not trust as proxies.
+fn has_proxy_headers(headers: &http::HeaderMap) -> bool {
+    headers
+        .keys()
+        .any(|k| k == "forwarded" || k == "x-real-ip" || k.as_str().starts_with("x-forwarded-"))
+}
+
+fn route_headers(session: &Session) -> request::RouteHeaders<'_> {
+    let h = &session.req_header().headers;
+    let get = |name: &str| h.get(name).and_then(|v| v.to_str().ok());
+    request::RouteHeaders {
+        agent_id: get("x-openclaw-agent-id")
+            .filter(|v| !v.trim().is_empty())
+            .or_else(|| get("x-openclaw-agent")),
+        session_key: get("x-openclaw-session-key"),
+        model_override: get("x-openclaw-model"),
+    }
+}
+
+/// A started run. Dropping it before it finished aborts it on the gateway.
+pub struct Run {
+    pub id: Arc<str>,
+    pub agent: Arc<str>,
+    pub session_key: Arc<str>,
+    pub created: u64,
+    pub events: mpsc::Receiver<RunEvent>,
+    gateway: Gateway,
+    finished: bool,
+}
+
+impl Run {
+    pub fn mark_finished(&mut self) {
+        self.finished = true;
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.gateway
+                .abort(self.id.clone(), self.session_key.clone());
+        }
+    }
+}
+
+async fn start_run(
+    svc: &ChatService,
+    turn: &request::ChatTurn,
+    default_agent: &str,
+) -> Result<Run, ChatError> {
+    let agent: Arc<str> = Arc::from(turn.agent.resolve(default_agent));
+    let explicit = matches!(turn.session, route::SessionChoice::Explicit(_));
+    let session_key: Arc<str> = Arc::from(turn.session.key(&agent));
+    let id: Arc<str> = Arc::from(format!("chatcmpl_{}", uuid::Uuid::new_v4()));
+    let params = frames::AgentParams {
+        message: &turn.prompt.message,
+        // An explicit session key runs without `agentId`, as the built-in runs it.
+        agent_id: (!explicit).then_some(&*agent),
+        session_key: &session_key,
+        extra_system_prompt: turn.prompt.extra_system_prompt.as_deref(),
+        deliver: false,
+        idempotency_key: &id,
+        timeout: Some(svc.limits.run_timeout.as_secs()),
+    };
+    let frame = frames::agent_request(&id, &params);
+    let created = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let events = svc.gateway.start(id.clone(), frame).await.ok_or_else(|| {
+        ChatError::GatewayUnavailable {
+            reason: "gateway task stopped".into(),
+        }
+    })?;
+    Ok(Run {
+        id,
+        agent,
+        session_key,
+        created,
+        events,
+        gateway: svc.gateway.clone(),
+        finished: false,
+    })
+}

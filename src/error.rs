@@ -1,0 +1,233 @@
+//! `ChatError`: every way the chat route can fail before or instead of a
+//! completion. Each variant knows its HTTP status, its OpenAI error `type`,
+//! the message the client sees (the gateway's own wording where the gateway
+//! has one) and a fixed metric label. Internal detail (link failures, gateway
+//! messages that could carry secrets) stays in logs, never in the body.
+
+use bytes::Bytes;
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ChatError {
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("unauthorized")]
+    Unauthorized,
+    #[error("auth rate limited")]
+    RateLimited { retry_after_secs: u64 },
+    /// Proxy headers from a peer not in `gateway.trustedProxies`.
+    #[error("proxy attribution required")]
+    ProxyAttribution,
+    #[error("payload too large")]
+    PayloadTooLarge,
+    #[error("request body timeout")]
+    BodyTimeout,
+    /// A 400 with the gateway's exact message.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// The gateway link is down or not authorised; `reason` is for logs.
+    #[error("gateway unavailable: {reason}")]
+    GatewayUnavailable { reason: String },
+    #[error("too many concurrent runs")]
+    Overloaded,
+    #[error("shutting down")]
+    ShuttingDown,
+    /// The gateway answered the `agent` request in a way clawbridge cannot
+    /// turn into a completion; `detail` is for logs.
+    #[error("gateway error: {detail}")]
+    Gateway { detail: String },
+    /// The run failed upstream (provider error), mapped as the built-in maps it.
+    #[error("run failed: {message}")]
+    RunFailed {
+        status: u16,
+        kind: &'static str,
+        message: String,
+    },
+    #[error("run timed out")]
+    RunTimeout,
+    /// The client went away; nothing is written, the run is aborted.
+    #[error("client went away")]
+    ClientGone,
+}
+
+impl ChatError {
+    pub fn status(&self) -> u16 {
+        match self {
+            ChatError::MethodNotAllowed => 405,
+            ChatError::Unauthorized => 401,
+            ChatError::RateLimited { .. } => 429,
+            ChatError::ProxyAttribution => 403,
+            ChatError::PayloadTooLarge => 413,
+            ChatError::BodyTimeout => 408,
+            ChatError::InvalidRequest(_) => 400,
+            ChatError::GatewayUnavailable { .. }
+            | ChatError::Overloaded
+            | ChatError::ShuttingDown => 503,
+            ChatError::Gateway { .. } => 502,
+            ChatError::RunFailed { status, .. } => *status,
+            ChatError::RunTimeout => 504,
+            ChatError::ClientGone => 499,
+        }
+    }
+
+    /// The OpenAI error `type`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ChatError::MethodNotAllowed => "invalid_request_error",
+            ChatError::Unauthorized => "unauthorized",
+            ChatError::RateLimited { .. } => "rate_limited",
+            ChatError::ProxyAttribution => "proxy_attribution_required",
+            ChatError::PayloadTooLarge | ChatError::BodyTimeout | ChatError::InvalidRequest(_) => {
+                "invalid_request_error"
+            }
+            ChatError::RunFailed { kind, .. } => kind,
+            ChatError::GatewayUnavailable { .. }
+            | ChatError::Overloaded
+            | ChatError::ShuttingDown
+            | ChatError::Gateway { .. }
+            | ChatError::RunTimeout
+            | ChatError::ClientGone => "api_error",
+        }
+    }
+
+    /// What the client reads.
+    pub fn message(&self) -> &str {
+        match self {
+            ChatError::MethodNotAllowed => "Method Not Allowed",
+            ChatError::Unauthorized => "Unauthorized",
+            ChatError::RateLimited { .. } => "Too many failed authentication attempts. Please try again later.",
+            ChatError::ProxyAttribution => "Proxy client attribution is required. Configure gateway.trustedProxies narrowly and make the proxy overwrite or safely rebuild forwarded client headers.",
+            ChatError::PayloadTooLarge => "Payload too large",
+            ChatError::BodyTimeout => "Request body timeout",
+            ChatError::InvalidRequest(m) => m,
+            ChatError::GatewayUnavailable { .. } => "OpenClaw gateway unavailable",
+            ChatError::Overloaded => "Too many concurrent requests",
+            ChatError::ShuttingDown => "Server is shutting down",
+            ChatError::Gateway { .. } => "internal error",
+            ChatError::RunFailed { message, .. } => message,
+            ChatError::RunTimeout => "upstream provider timeout",
+            ChatError::ClientGone => "client closed request",
+        }
+    }
+
+    /// Fixed label for `clawbridge_chat_requests_total{outcome}`.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            ChatError::MethodNotAllowed => "method_not_allowed",
+            ChatError::Unauthorized => "unauthorized",
+            ChatError::RateLimited { .. } => "rate_limited",
+            ChatError::ProxyAttribution => "proxy_attribution_required",
+            ChatError::PayloadTooLarge => "payload_too_large",
+            ChatError::BodyTimeout => "body_timeout",
+            ChatError::InvalidRequest(_) => "invalid_request",
+            ChatError::GatewayUnavailable { .. } => "gateway_unavailable",
+            ChatError::Overloaded => "overloaded",
+            ChatError::ShuttingDown => "shutting_down",
+            ChatError::Gateway { .. } => "gateway_error",
+            ChatError::RunFailed { .. } => "run_failed",
+            ChatError::RunTimeout => "run_timeout",
+            ChatError::ClientGone => "client_disconnect",
+        }
+    }
+
+    /// Extra response headers this error carries.
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        match self {
+            ChatError::MethodNotAllowed => vec![("allow", "POST".into())],
+            ChatError::RateLimited { retry_after_secs } => {
+                vec![("retry-after", retry_after_secs.to_string())]
+            }
+            ChatError::PayloadTooLarge | ChatError::BodyTimeout => {
+                vec![("connection", "close".into())]
+            }
+            ChatError::Overloaded
+            | ChatError::ShuttingDown
+            | ChatError::GatewayUnavailable { .. } => {
+                vec![("retry-after", "1".into())]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// `(content-type, body)`. 405 is plain text, as the gateway sends it.
+    pub fn body(&self) -> (&'static str, Bytes) {
+        match self {
+            ChatError::MethodNotAllowed => (
+                "text/plain; charset=utf-8",
+                Bytes::from_static(b"Method Not Allowed"),
+            ),
+            _ => (
+                "application/json; charset=utf-8",
+                Bytes::from(self.envelope()),
+            ),
+        }
+    }
+
+    /// `{"error":{"message":..,"type":..}}`, the envelope the gateway uses.
+    pub fn envelope(&self) -> String {
+        error_envelope(self.message(), self.kind())
+    }
+}
+
+pub fn error_envelope(message: &str, kind: &str) -> String {
+    #[derive(Serialize)]
+    struct Inner<'a> {
+        message: &'a str,
+        #[serde(rename = "type")]
+        kind: &'a str,
+    }
+    #[derive(Serialize)]
+    struct Envelope<'a> {
+        error: Inner<'a>,
+    }
+    serde_json::to_string(&Envelope {
+        error: Inner { message, kind },
+    })
+    .expect("strings serialise")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_match_the_captured_gateway_bytes() {
+        assert_eq!(
+            ChatError::Unauthorized.envelope(),
+            r#"{"error":{"message":"Unauthorized","type":"unauthorized"}}"#
+        );
+        assert_eq!(
+            ChatError::InvalidRequest("Missing user message in `messages`.".into()).envelope(),
+            r#"{"error":{"message":"Missing user message in `messages`.","type":"invalid_request_error"}}"#
+        );
+        assert_eq!(
+            ChatError::RateLimited {
+                retry_after_secs: 300
+            }
+            .envelope(),
+            r#"{"error":{"message":"Too many failed authentication attempts. Please try again later.","type":"rate_limited"}}"#
+        );
+        let (ct, body) = ChatError::MethodNotAllowed.body();
+        assert_eq!(
+            (ct, &body[..]),
+            ("text/plain; charset=utf-8", &b"Method Not Allowed"[..])
+        );
+        assert_eq!(
+            ChatError::MethodNotAllowed.headers(),
+            vec![("allow", "POST".to_string())]
+        );
+    }
+
+    #[test]
+    fn internal_detail_never_reaches_the_body() {
+        let e = ChatError::GatewayUnavailable {
+            reason: "connect refused; token=abc".into(),
+        };
+        assert!(!e.envelope().contains("abc"));
+        assert_eq!(e.status(), 503);
+        let e = ChatError::Gateway {
+            detail: "secret".into(),
+        };
+        assert!(!e.envelope().contains("secret"));
+    }
+}

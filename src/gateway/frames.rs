@@ -1,0 +1,522 @@
+//! Wire frames of the gateway's native WebSocket protocol: what clawbridge sends
+//! (`connect`, `agent`, `chat.abort` requests) and the borrowed views it decodes
+//! (responses, `agent` events). Pure serde, no IO; shapes follow
+//! `../shared/spec/captures/ws-*.jsonl`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// Protocol range sent in `connect`: 2026.5.12+ speaks 4, older gateways 3.
+pub const MIN_PROTOCOL: u32 = 3;
+pub const MAX_PROTOCOL: u32 = 4;
+
+/// The scope an `agent` run needs; `hello-ok` must grant it.
+pub const WRITE_SCOPE: &str = "operator.write";
+pub const READ_SCOPE: &str = "operator.read";
+
+/// Which shared secret the connection presents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretKind {
+    Token,
+    Password,
+    /// `gateway.auth.mode: "none"`: no `auth` block at all.
+    None,
+}
+
+/// `{"type":"req","id":..,"method":"connect","params":{..}}`. The schema is closed
+/// (`additionalProperties:false`), so only known keys are sent.
+pub fn connect_request(
+    id: &str,
+    secret_kind: SecretKind,
+    secret: &str,
+    instance_id: &str,
+) -> String {
+    #[derive(Serialize)]
+    struct Client<'a> {
+        id: &'a str,
+        version: &'a str,
+        platform: &'a str,
+        mode: &'a str,
+        #[serde(rename = "displayName")]
+        display_name: &'a str,
+        #[serde(rename = "instanceId")]
+        instance_id: &'a str,
+    }
+    #[derive(Serialize)]
+    struct Auth<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        token: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        password: Option<&'a str>,
+    }
+    #[derive(Serialize)]
+    struct Params<'a> {
+        #[serde(rename = "minProtocol")]
+        min_protocol: u32,
+        #[serde(rename = "maxProtocol")]
+        max_protocol: u32,
+        client: Client<'a>,
+        role: &'a str,
+        scopes: [&'a str; 2],
+        caps: [&'a str; 0],
+        #[serde(skip_serializing_if = "Option::is_none")]
+        auth: Option<Auth<'a>>,
+        #[serde(rename = "userAgent")]
+        user_agent: &'a str,
+    }
+    let auth = match secret_kind {
+        SecretKind::Token => Some(Auth {
+            token: Some(secret),
+            password: None,
+        }),
+        SecretKind::Password => Some(Auth {
+            token: None,
+            password: Some(secret),
+        }),
+        SecretKind::None => None,
+    };
+    let params = Params {
+        min_protocol: MIN_PROTOCOL,
+        max_protocol: MAX_PROTOCOL,
+        client: Client {
+            id: "gateway-client",
+            version: env!("CARGO_PKG_VERSION"),
+            platform: "linux",
+            mode: "backend",
+            display_name: "clawbridge",
+            instance_id,
+        },
+        role: "operator",
+        scopes: [READ_SCOPE, WRITE_SCOPE],
+        caps: [],
+        auth,
+        user_agent: concat!("clawbridge/", env!("CARGO_PKG_VERSION")),
+    };
+    request(id, "connect", &params)
+}
+
+/// Parameters of the native `agent` method that clawbridge fills in. The
+/// server-side schema (`AgentParamsSchema`) is closed; these are a subset.
+#[derive(Debug, Serialize)]
+pub struct AgentParams<'a> {
+    pub message: &'a str,
+    #[serde(rename = "agentId", skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<&'a str>,
+    #[serde(rename = "sessionKey")]
+    pub session_key: &'a str,
+    #[serde(rename = "extraSystemPrompt", skip_serializing_if = "Option::is_none")]
+    pub extra_system_prompt: Option<&'a str>,
+    pub deliver: bool,
+    /// Becomes the run id on the gateway.
+    #[serde(rename = "idempotencyKey")]
+    pub idempotency_key: &'a str,
+    /// Whole seconds; the gateway's own run timeout.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<u64>,
+}
+
+pub fn agent_request(id: &str, params: &AgentParams<'_>) -> String {
+    request(id, "agent", params)
+}
+
+/// `chat.abort {sessionKey, runId}`: aborts one run (works for `agent` runs).
+pub fn abort_request(id: &str, session_key: &str, run_id: &str) -> String {
+    #[derive(Serialize)]
+    struct Params<'a> {
+        #[serde(rename = "sessionKey")]
+        session_key: &'a str,
+        #[serde(rename = "runId")]
+        run_id: &'a str,
+    }
+    request(
+        id,
+        "chat.abort",
+        &Params {
+            session_key,
+            run_id,
+        },
+    )
+}
+
+fn request<P: Serialize>(id: &str, method: &str, params: &P) -> String {
+    #[derive(Serialize)]
+    struct Req<'a, P> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        id: &'a str,
+        method: &'a str,
+        params: &'a P,
+    }
+    serde_json::to_string(&Req {
+        kind: "req",
+        id,
+        method,
+        params,
+    })
+    .expect("request frames contain only strings and numbers")
+}
+
+/// Any incoming frame, decoded shallowly; payloads stay raw until needed.
+#[derive(Debug, Deserialize)]
+pub struct InFrame<'a> {
+    #[serde(rename = "type", borrow)]
+    pub kind: &'a str,
+    #[serde(borrow, default)]
+    pub id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub event: Option<&'a str>,
+    #[serde(default)]
+    pub ok: Option<bool>,
+    #[serde(borrow, default)]
+    pub payload: Option<&'a RawValue>,
+    #[serde(default)]
+    pub error: Option<ErrorShape>,
+}
+
+/// `ErrorShape` = `{code, message, details?, retryable?, retryAfterMs?}`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+pub struct ErrorShape {
+    #[serde(default)]
+    pub code: String,
+    #[serde(default)]
+    pub message: String,
+}
+
+/// `hello-ok` payload: only what clawbridge checks.
+#[derive(Debug, Deserialize)]
+pub struct HelloOk {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub protocol: u32,
+    #[serde(default)]
+    pub auth: Option<HelloAuth>,
+    #[serde(default)]
+    pub policy: Option<Policy>,
+    #[serde(default)]
+    pub snapshot: Option<Snapshot>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct HelloAuth {
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Policy {
+    #[serde(rename = "tickIntervalMs", default)]
+    pub tick_interval_ms: Option<u64>,
+    #[serde(rename = "maxPayload", default)]
+    pub max_payload: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Snapshot {
+    #[serde(rename = "sessionDefaults", default)]
+    pub session_defaults: Option<SessionDefaults>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SessionDefaults {
+    #[serde(rename = "defaultAgentId", default)]
+    pub default_agent_id: Option<String>,
+}
+
+/// Payload of an `agent` event: `{runId, stream, data, seq, ts, ...}`.
+#[derive(Debug, Deserialize)]
+pub struct AgentEvent<'a> {
+    #[serde(rename = "runId", borrow)]
+    pub run_id: std::borrow::Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub stream: &'a str,
+    #[serde(borrow, default)]
+    pub data: Option<&'a RawValue>,
+}
+
+/// `data` of an `assistant` stream event. `delta` is incremental, `text` the
+/// cumulative snapshot (absent in delta-only runtimes), `replace` resets.
+#[derive(Debug, Default, Deserialize, PartialEq)]
+pub struct AssistantData {
+    #[serde(default)]
+    pub text: Option<String>,
+    #[serde(default)]
+    pub delta: Option<String>,
+    #[serde(rename = "itemId", default)]
+    pub item_id: Option<String>,
+    #[serde(default)]
+    pub replace: bool,
+    /// Provisional text the gateway may still revise; held back until the end.
+    #[serde(default)]
+    pub replaceable: bool,
+}
+
+/// `data` of a `lifecycle` stream event.
+#[derive(Debug, Default, Deserialize, PartialEq)]
+pub struct LifecycleData {
+    #[serde(default)]
+    pub phase: String,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub aborted: Option<bool>,
+    #[serde(rename = "errorObservation", default)]
+    pub error_observation: Option<ErrorObservation>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize, PartialEq)]
+pub struct ErrorObservation {
+    #[serde(rename = "failoverReason", default)]
+    pub failover_reason: Option<String>,
+}
+
+/// Payload of an `agent` response. The first one is `status:"accepted"`
+/// (or `"in_flight"`); the second, final one carries `result` or an error.
+#[derive(Debug, Deserialize)]
+pub struct AgentResPayload {
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub summary: Option<String>,
+    #[serde(rename = "stopReason", default)]
+    pub stop_reason: Option<String>,
+    /// The canonical session key (accepted `res`).
+    #[serde(rename = "sessionKey", default)]
+    pub session_key: Option<String>,
+    #[serde(rename = "agentId", default)]
+    pub agent_id: Option<String>,
+    #[serde(default)]
+    pub result: Option<RunResult>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RunResult {
+    #[serde(default)]
+    pub payloads: Vec<ResultPayload>,
+    #[serde(default)]
+    pub meta: Option<RunMeta>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ResultPayload {
+    #[serde(default)]
+    pub text: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RunMeta {
+    #[serde(rename = "agentMeta", default)]
+    pub agent_meta: Option<AgentMeta>,
+    #[serde(rename = "stopReason", default)]
+    pub stop_reason: Option<String>,
+    #[serde(default)]
+    pub aborted: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct AgentMeta {
+    #[serde(default)]
+    pub usage: Option<RunUsage>,
+    #[serde(rename = "lastCallUsage", default)]
+    pub last_call_usage: Option<RunUsage>,
+}
+
+impl AgentMeta {
+    /// The run's aggregate usage, or the last call's when the aggregate is
+    /// all zero (`resolveAgentRunUsage`).
+    pub fn usage(self) -> Option<RunUsage> {
+        let nonzero =
+            |u: &RunUsage| u.input + u.output + u.cache_read + u.cache_write + u.total > 0;
+        match (self.usage, self.last_call_usage) {
+            (Some(u), _) if nonzero(&u) => Some(u),
+            (_, Some(l)) if nonzero(&l) => Some(l),
+            (u, l) => u.or(l),
+        }
+    }
+}
+
+/// `meta.agentMeta.usage` = `{input, output, cacheRead, cacheWrite, total}`.
+#[derive(Debug, Default, Clone, Copy, Deserialize, PartialEq)]
+pub struct RunUsage {
+    #[serde(rename = "reasoningTokens", default)]
+    pub reasoning: Option<u64>,
+    #[serde(default)]
+    pub input: u64,
+    #[serde(default)]
+    pub output: u64,
+    #[serde(rename = "cacheRead", default)]
+    pub cache_read: u64,
+    #[serde(rename = "cacheWrite", default)]
+    pub cache_write: u64,
+    #[serde(default)]
+    pub total: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn captured(file: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let path = format!("{}/tests/fixtures/{file}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter_map(|l| l.get("frame").cloned())
+            .find(|f| pred(f))
+            .unwrap_or_else(|| panic!("no matching frame in {file}"))
+    }
+
+    #[test]
+    fn connect_frame_matches_the_backend_client_shape() {
+        let v: Value =
+            serde_json::from_str(&connect_request("c1", SecretKind::Token, "tok", "i1")).unwrap();
+        assert_eq!(v["type"], "req");
+        assert_eq!(v["method"], "connect");
+        let p = &v["params"];
+        assert_eq!(p["client"]["id"], "gateway-client");
+        assert_eq!(p["client"]["mode"], "backend");
+        assert_eq!(p["scopes"], json!(["operator.read", "operator.write"]));
+        assert_eq!(p["auth"], json!({"token": "tok"}));
+        assert_eq!(p["minProtocol"], 3);
+        assert_eq!(p["maxProtocol"], 4);
+        let keys: Vec<&String> = p.as_object().unwrap().keys().collect();
+        for k in keys {
+            assert!(
+                [
+                    "minProtocol",
+                    "maxProtocol",
+                    "client",
+                    "role",
+                    "scopes",
+                    "caps",
+                    "auth",
+                    "userAgent"
+                ]
+                .contains(&k.as_str()),
+                "unexpected connect key {k}"
+            );
+        }
+        let pw: Value =
+            serde_json::from_str(&connect_request("c1", SecretKind::Password, "pw", "i1")).unwrap();
+        assert_eq!(pw["params"]["auth"], json!({"password": "pw"}));
+        let none: Value =
+            serde_json::from_str(&connect_request("c1", SecretKind::None, "", "i1")).unwrap();
+        assert!(none["params"].get("auth").is_none());
+    }
+
+    #[test]
+    fn agent_and_abort_frames() {
+        let f = agent_request(
+            "r1",
+            &AgentParams {
+                message: "hi",
+                agent_id: Some("main"),
+                session_key: "agent:main:openai:x",
+                extra_system_prompt: None,
+                deliver: false,
+                idempotency_key: "chatcmpl_1",
+                timeout: None,
+            },
+        );
+        let v: Value = serde_json::from_str(&f).unwrap();
+        assert_eq!(
+            v,
+            json!({"type":"req","id":"r1","method":"agent","params":{"message":"hi","agentId":"main",
+                "sessionKey":"agent:main:openai:x","deliver":false,"idempotencyKey":"chatcmpl_1"}})
+        );
+        let a: Value = serde_json::from_str(&abort_request("a1", "s", "r")).unwrap();
+        assert_eq!(
+            a,
+            json!({"type":"req","id":"a1","method":"chat.abort","params":{"sessionKey":"s","runId":"r"}})
+        );
+    }
+
+    #[test]
+    fn decodes_captured_hello_ok() {
+        let f = captured("ws-agent-run.jsonl", |f| {
+            f["type"] == "res" && f["payload"]["type"] == "hello-ok"
+        });
+        let s = f.to_string();
+        let frame: InFrame = serde_json::from_str(&s).unwrap();
+        assert_eq!(frame.kind, "res");
+        assert_eq!(frame.ok, Some(true));
+        let hello: HelloOk = serde_json::from_str(frame.payload.unwrap().get()).unwrap();
+        assert_eq!(hello.kind, "hello-ok");
+        assert_eq!(hello.protocol, 4);
+        assert_eq!(
+            hello.auth.unwrap().scopes,
+            vec!["operator.read", "operator.write"]
+        );
+        assert_eq!(hello.policy.unwrap().tick_interval_ms, Some(30000));
+        let d = hello.snapshot.unwrap().session_defaults.unwrap();
+        assert_eq!(d.default_agent_id.as_deref(), Some("main"));
+    }
+
+    #[test]
+    fn decodes_captured_assistant_event_and_final_res() {
+        let f = captured("ws-agent-run.jsonl", |f| {
+            f["event"] == "agent"
+                && f["payload"]["stream"] == "assistant"
+                && f["payload"]["data"]["delta"] == ", world!"
+        });
+        let s = f.to_string();
+        let frame: InFrame = serde_json::from_str(&s).unwrap();
+        assert_eq!(frame.event, Some("agent"));
+        let ev: AgentEvent = serde_json::from_str(frame.payload.unwrap().get()).unwrap();
+        assert_eq!(ev.run_id, "idem-f7bfd0a7007b4a198aa0ac02f8bd7908");
+        assert_eq!(ev.stream, "assistant");
+        let data: AssistantData = serde_json::from_str(ev.data.unwrap().get()).unwrap();
+        assert_eq!(data.text.as_deref(), Some("Hello, world!"));
+        assert_eq!(data.delta.as_deref(), Some(", world!"));
+
+        let f = captured("ws-agent-run.jsonl", |f| {
+            f["type"] == "res" && f["payload"]["status"] == "ok"
+        });
+        let s = f.to_string();
+        let frame: InFrame = serde_json::from_str(&s).unwrap();
+        let p: AgentResPayload = serde_json::from_str(frame.payload.unwrap().get()).unwrap();
+        let result = p.result.unwrap();
+        assert_eq!(result.payloads[0].text.as_deref(), Some("Hello, world!"));
+        let usage = result.meta.unwrap().agent_meta.unwrap().usage().unwrap();
+        assert_eq!((usage.input, usage.output, usage.total), (10, 3, 13));
+    }
+
+    #[test]
+    fn decodes_captured_failures() {
+        let f = captured("ws-agent-upstream-400.jsonl", |f| {
+            f["type"] == "res" && f["ok"] == false
+        });
+        let s = f.to_string();
+        let frame: InFrame = serde_json::from_str(&s).unwrap();
+        assert_eq!(frame.error.as_ref().unwrap().code, "UNAVAILABLE");
+        let p: AgentResPayload = serde_json::from_str(frame.payload.unwrap().get()).unwrap();
+        assert_eq!(p.status, "error");
+
+        let f = captured("ws-agent-upstream-400.jsonl", |f| {
+            f["event"] == "agent" && f["payload"]["data"]["phase"] == "error"
+        });
+        let s = f.to_string();
+        let frame: InFrame = serde_json::from_str(&s).unwrap();
+        let ev: AgentEvent = serde_json::from_str(frame.payload.unwrap().get()).unwrap();
+        let d: LifecycleData = serde_json::from_str(ev.data.unwrap().get()).unwrap();
+        assert_eq!(d.phase, "error");
+        assert_eq!(
+            d.error_observation.unwrap().failover_reason.as_deref(),
+            Some("format")
+        );
+
+        let f = captured("ws-agent-unknown-agent.jsonl", |f| {
+            f["type"] == "res" && f["ok"] == false
+        });
+        let s = f.to_string();
+        let frame: InFrame = serde_json::from_str(&s).unwrap();
+        assert_eq!(
+            frame.error.unwrap(),
+            ErrorShape {
+                code: "INVALID_REQUEST".into(),
+                message: "invalid agent params: unknown agent id \"nosuchagent\"".into()
+            }
+        );
+    }
+}

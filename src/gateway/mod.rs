@@ -1,0 +1,145 @@
+//! The gateway client as the chat layer sees it: a cheap, cloneable handle
+//! that starts runs, aborts them, and reports the link state. Runs from every
+//! HTTP request are multiplexed over one long-lived WebSocket owned by the
+//! task in `connection.rs`; this module holds only the handle and the domain
+//! types that cross the channel.
+
+mod connection;
+pub mod frames;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+pub use connection::{channel, Driver};
+pub use frames::{AssistantData, ErrorShape, LifecycleData, RunUsage};
+
+/// Connection settings, derived from [`crate::config::Config`].
+#[derive(Debug, Clone)]
+pub struct GatewaySettings {
+    pub upstream: String,
+    pub secret_kind: frames::SecretKind,
+    pub secret: crate::config::Secret,
+    pub handshake_timeout: Duration,
+    pub max_frame_bytes: usize,
+    pub reconnect_min: Duration,
+    pub reconnect_max: Duration,
+    /// Events buffered per run before the run is declared a slow reader.
+    pub run_buffer: usize,
+}
+
+/// What the chat layer sees of the link.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LinkState {
+    /// Not connected yet, or reconnecting; `reason` is the last failure.
+    Down { reason: Arc<str> },
+    /// Authenticated with write scope.
+    Ready { default_agent: Arc<str> },
+}
+
+/// One event of one run, already demultiplexed by run id.
+#[derive(Debug)]
+pub enum RunEvent {
+    /// First `res`: the gateway accepted the run, in this (canonical) session.
+    Accepted {
+        session_key: Option<String>,
+        agent_id: Option<String>,
+    },
+    /// First `res` was `ok:false` (bad params, unknown agent, missing scope).
+    Rejected(ErrorShape),
+    Assistant(AssistantData),
+    /// Lifecycle `end` or `error` (other phases are not forwarded).
+    Lifecycle(LifecycleData),
+    /// The second, authoritative `res`.
+    Finished(Finish),
+    /// The link died before the run finished.
+    Lost(Arc<str>),
+}
+
+/// The final `res` of a run, reduced to what a completion needs.
+#[derive(Debug, Default)]
+pub struct Finish {
+    pub ok: bool,
+    /// `ok`, `error` or `timeout` (aborted).
+    pub status: String,
+    pub summary: Option<String>,
+    /// `payloads[].text`: non-empty ones joined with `"\n\n"`; `None` when
+    /// no payload carried text at all.
+    pub text: Option<String>,
+    pub usage: Option<RunUsage>,
+    pub stop_reason: Option<String>,
+    pub error: Option<ErrorShape>,
+}
+
+pub(crate) enum Command {
+    Start {
+        run_id: Arc<str>,
+        frame: String,
+        events: mpsc::Sender<RunEvent>,
+    },
+    Abort {
+        run_id: Arc<str>,
+        session_key: Arc<str>,
+    },
+}
+
+/// Cloneable handle to the connection task.
+#[derive(Clone)]
+pub struct Gateway {
+    commands: mpsc::Sender<Command>,
+    state: watch::Receiver<LinkState>,
+    stats: Arc<connection::Stats>,
+    run_buffer: usize,
+}
+
+impl Gateway {
+    pub fn state(&self) -> LinkState {
+        self.state.borrow().clone()
+    }
+
+    pub fn is_ready(&self) -> bool {
+        matches!(*self.state.borrow(), LinkState::Ready { .. })
+    }
+
+    /// Number of runs the connection task is tracking right now.
+    pub fn runs_in_flight(&self) -> usize {
+        self.stats.runs.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Registers a run and sends its `agent` frame. Events arrive on the
+    /// returned receiver; a closed receiver without [`RunEvent::Finished`]
+    /// means the run was dropped (link lost or the reader fell behind).
+    pub async fn start(&self, run_id: Arc<str>, frame: String) -> Option<mpsc::Receiver<RunEvent>> {
+        let (tx, rx) = mpsc::channel(self.run_buffer);
+        self.commands
+            .send(Command::Start {
+                run_id,
+                frame,
+                events: tx,
+            })
+            .await
+            .ok()?;
+        Some(rx)
+    }
+
+    /// Sends `chat.abort` for the run and forgets it. Never blocks the caller:
+    /// used from drop paths.
+    pub fn abort(&self, run_id: Arc<str>, session_key: Arc<str>) {
+        let cmd = Command::Abort {
+            run_id,
+            session_key,
+        };
+        if let Err(mpsc::error::TrySendError::Full(cmd)) = self.commands.try_send(cmd) {
+            let commands = self.commands.clone();
+            tokio::spawn(async move {
+                let _ = commands.send(cmd).await;
+            });
+        }
+    }
+
+    /// Waits until the link state changes (used by readiness tests and drain).
+    pub async fn changed(&mut self) -> bool {
+        self.state.changed().await.is_ok()
+    }
+}

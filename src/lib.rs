@@ -1,0 +1,31 @@
+//! clawbridge: a Pingora sidecar in front of an OpenClaw gateway. It serves
+//! OpenAI `POST /v1/chat/completions` by running each turn over the
+//! gateway's native WebSocket `agent` method, and forwards all other
+//! traffic, WebSocket upgrades included, to the gateway unchanged.
+//!
+//! # Layout
+//! - [`config`]: clawbridge's YAML and env, and the gateway's JSON5 file.
+//! - [`proxy`]: the `ProxyHttp` dispatcher; [`server`] assembles the services.
+//! - [`chat`]: the chat route (validation, prompt folding, SSE/JSON output).
+//! - [`gateway`]: the multiplexed WebSocket client and its wire frames.
+//! - [`auth`], [`error`], [`metrics`], [`admin`], [`drain`], [`trusted`].
+//!
+//! # Request flow
+//! A chat request is authenticated and validated exactly as the gateway's
+//! built-in endpoint does it, then started as an `agent` run on the one
+//! shared gateway connection. The connection task demultiplexes the
+//! gateway's events by run id into a per-request channel; the request's
+//! task turns them into SSE chunks or one JSON body. A client that goes
+//! away gets its run aborted with `chat.abort`.
+
+pub mod admin;
+pub mod auth;
+pub mod chat;
+pub mod config;
+pub mod drain;
+pub mod error;
+pub mod gateway;
+pub mod metrics;
+pub mod proxy;
+pub mod server;
+pub mod trusted;

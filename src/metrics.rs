@@ -1,0 +1,164 @@
+//! Every Prometheus metric clawbridge exports, registered once in the default
+//! registry (the one `prometheus::gather()` and pingora-prometheus read).
+//! Label values are fixed sets chosen in code, never request data.
+
+use std::sync::LazyLock;
+
+use prometheus::{
+    register_histogram_vec, register_int_counter, register_int_counter_vec, register_int_gauge,
+    register_int_gauge_vec, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+};
+
+/// Buckets for whole LLM turns: tens of milliseconds to ten minutes.
+const TURN_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+];
+/// Buckets for gaps between streamed tokens.
+const GAP_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+macro_rules! metric {
+    ($name:ident: $ty:ty = $init:expr) => {
+        pub static $name: LazyLock<$ty> =
+            LazyLock::new(|| $init.expect(concat!("register ", stringify!($name))));
+    };
+}
+
+metric!(CHAT_REQUESTS: IntCounterVec = register_int_counter_vec!(
+    "clawbridge_chat_requests_total",
+    "Chat completion requests by outcome, status class, agent and stream mode.",
+    &["outcome", "status_class", "agent", "stream"]
+));
+metric!(CHAT_DURATION: HistogramVec = register_histogram_vec!(
+    "clawbridge_chat_request_duration_seconds",
+    "Time from request start to the last byte of the chat response.",
+    &["outcome", "stream"],
+    TURN_BUCKETS.to_vec()
+));
+metric!(TIME_TO_FIRST_TOKEN: HistogramVec = register_histogram_vec!(
+    "clawbridge_chat_time_to_first_token_seconds",
+    "Time from request start to the first content delta sent to the client.",
+    &["agent", "stream"],
+    TURN_BUCKETS.to_vec()
+));
+metric!(INTER_TOKEN: HistogramVec = register_histogram_vec!(
+    "clawbridge_chat_inter_token_seconds",
+    "Time between consecutive content deltas of one streamed completion.",
+    &["agent"],
+    GAP_BUCKETS.to_vec()
+));
+metric!(STREAMED_CHUNKS: IntCounter = register_int_counter!(
+    "clawbridge_chat_streamed_chunks_total",
+    "Content chunks written to streaming clients."
+));
+metric!(TOKENS: IntCounterVec = register_int_counter_vec!(
+    "clawbridge_chat_tokens_total",
+    "Tokens reported in run usage, by kind (prompt or completion).",
+    &["kind", "agent"]
+));
+metric!(INFLIGHT_STREAMS: IntGauge = register_int_gauge!(
+    "clawbridge_chat_inflight_streams",
+    "Streaming chat completions currently open."
+));
+metric!(INFLIGHT_RUNS: IntGauge = register_int_gauge!(
+    "clawbridge_chat_inflight_runs",
+    "Chat completions (stream or not) waiting on a gateway run."
+));
+metric!(CLIENT_DISCONNECTS: IntCounterVec = register_int_counter_vec!(
+    "clawbridge_client_disconnects_total",
+    "Clients that went away before their completion finished, by phase.",
+    &["phase"]
+));
+metric!(ABORTS_SENT: IntCounter = register_int_counter!(
+    "clawbridge_gateway_aborts_sent_total",
+    "chat.abort requests sent to the gateway."
+));
+metric!(AUTH_FAILURES: IntCounterVec = register_int_counter_vec!(
+    "clawbridge_auth_failures_total",
+    "Rejected chat requests by reason (missing, mismatch, rate_limited).",
+    &["reason"]
+));
+metric!(PASSTHROUGH: IntCounterVec = register_int_counter_vec!(
+    "clawbridge_passthrough_requests_total",
+    "Requests forwarded to the gateway unchanged, by kind (http or websocket) and status class.",
+    &["kind", "status_class"]
+));
+metric!(GATEWAY_CONNECTED: IntGauge = register_int_gauge!(
+    "clawbridge_gateway_connected",
+    "1 while the gateway WebSocket is authenticated with write scope, else 0."
+));
+metric!(GATEWAY_RECONNECTS: IntCounter = register_int_counter!(
+    "clawbridge_gateway_reconnects_total",
+    "Reconnection attempts to the gateway after a link failure."
+));
+metric!(GATEWAY_HANDSHAKE_FAILURES: IntCounter = register_int_counter!(
+    "clawbridge_gateway_handshake_failures_total",
+    "Gateway connection attempts that failed before hello-ok with write scope."
+));
+metric!(GATEWAY_FRAMES: IntCounter = register_int_counter!(
+    "clawbridge_gateway_frames_received_total",
+    "Text frames received from the gateway."
+));
+metric!(GATEWAY_FRAMES_DROPPED: IntCounterVec = register_int_counter_vec!(
+    "clawbridge_gateway_frames_dropped_total",
+    "Gateway frames or run events dropped, by reason.",
+    &["reason"]
+));
+metric!(BUILD_INFO: IntGaugeVec = register_int_gauge_vec!(
+    "clawbridge_build_info",
+    "Always 1; labels carry the version.",
+    &["version"]
+));
+
+/// Forces registration of every metric so the first scrape shows them all.
+pub fn init() {
+    BUILD_INFO
+        .with_label_values(&[env!("CARGO_PKG_VERSION")])
+        .set(1);
+    for m in [&*INFLIGHT_STREAMS, &*INFLIGHT_RUNS, &*GATEWAY_CONNECTED] {
+        m.set(0);
+    }
+    LazyLock::force(&CHAT_REQUESTS);
+    LazyLock::force(&CHAT_DURATION);
+    LazyLock::force(&TIME_TO_FIRST_TOKEN);
+    LazyLock::force(&INTER_TOKEN);
+    LazyLock::force(&STREAMED_CHUNKS);
+    LazyLock::force(&TOKENS);
+    LazyLock::force(&CLIENT_DISCONNECTS);
+    LazyLock::force(&ABORTS_SENT);
+    LazyLock::force(&AUTH_FAILURES);
+    LazyLock::force(&PASSTHROUGH);
+    LazyLock::force(&GATEWAY_RECONNECTS);
+    LazyLock::force(&GATEWAY_HANDSHAKE_FAILURES);
+    LazyLock::force(&GATEWAY_FRAMES);
+    LazyLock::force(&GATEWAY_FRAMES_DROPPED);
+}
+
+/// `2xx`, `4xx`, ... for the `status_class` label.
+pub fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+/// Counts an open stream in `clawbridge_chat_inflight_streams` while alive.
+pub struct InflightStream(());
+
+impl InflightStream {
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        INFLIGHT_STREAMS.inc();
+        InflightStream(())
+    }
+}
+
+impl Drop for InflightStream {
+    fn drop(&mut self) {
+        INFLIGHT_STREAMS.dec();
+    }
+}

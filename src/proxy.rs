@@ -1,0 +1,132 @@
+//! `Clawbridge`, the `ProxyHttp` implementation: a dispatcher. The chat
+//! route (when enabled) is answered locally by `chat::serve`; every other
+//! request, WebSocket upgrades included, goes to the gateway unchanged.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use pingora::prelude::HttpPeer;
+use pingora::proxy::{ProxyHttp, Session};
+use pingora::Result;
+
+use crate::chat::{self, ChatLog, ChatService};
+use crate::metrics;
+
+pub struct Clawbridge {
+    /// `None` when the endpoint is disabled: the route is passed through.
+    pub chat: Option<Arc<ChatService>>,
+    pub upstream: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Chat,
+    Http,
+    WebSocket,
+}
+
+/// Per-request state.
+pub struct Ctx {
+    route: Route,
+    started: Instant,
+    chat: ChatLog,
+}
+
+#[async_trait]
+impl ProxyHttp for Clawbridge {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx {
+            route: Route::Http,
+            started: Instant::now(),
+            chat: ChatLog::default(),
+        }
+    }
+
+    /// Runs first for every request. `Ok(true)` means the chat route wrote
+    /// the whole response; `Ok(false)` sends the request upstream untouched.
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        if session.is_upgrade_req() {
+            ctx.route = Route::WebSocket;
+            return Ok(false);
+        }
+        match &self.chat {
+            Some(svc) if session.req_header().uri.path() == chat::PATH => {
+                ctx.route = Route::Chat;
+                chat::serve(svc, session, &mut ctx.chat).await;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Every forwarded request goes to the one gateway, over plain HTTP.
+    async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        Ok(Box::new(HttpPeer::new(
+            self.upstream.as_str(),
+            false,
+            String::new(),
+        )))
+    }
+
+    /// Runs last: one access-log line and the request metrics.
+    async fn logging(&self, session: &mut Session, error: Option<&pingora::Error>, ctx: &mut Ctx) {
+        let status = session
+            .response_written()
+            .map(|r| r.status.as_u16())
+            .unwrap_or(0);
+        let method = session.req_header().method.as_str().to_owned();
+        let elapsed = ctx.started.elapsed();
+        match ctx.route {
+            Route::Chat => {
+                let log = &ctx.chat;
+                let status = if log.status != 0 { log.status } else { status };
+                let stream = if log.stream { "true" } else { "false" };
+                let agent = log.agent.as_deref().unwrap_or("-");
+                metrics::CHAT_REQUESTS
+                    .with_label_values(&[log.outcome, metrics::status_class(status), agent, stream])
+                    .inc();
+                metrics::CHAT_DURATION
+                    .with_label_values(&[log.outcome, stream])
+                    .observe(elapsed.as_secs_f64());
+                tracing::info!(
+                    target: "access",
+                    method,
+                    route = "chat",
+                    status,
+                    duration_ms = elapsed.as_secs_f64() * 1e3,
+                    agent,
+                    outcome = log.outcome,
+                    stream = log.stream,
+                    run_id = log.run_id.as_deref().unwrap_or("-"),
+                    bytes_in = log.body_bytes,
+                    bytes_out = session.body_bytes_sent(),
+                );
+            }
+            Route::Http | Route::WebSocket => {
+                let kind = if ctx.route == Route::WebSocket {
+                    "websocket"
+                } else {
+                    "http"
+                };
+                let class = if status == 0 {
+                    "error"
+                } else {
+                    metrics::status_class(status)
+                };
+                metrics::PASSTHROUGH.with_label_values(&[kind, class]).inc();
+                tracing::info!(
+                    target: "access",
+                    method,
+                    route = kind,
+                    status,
+                    duration_ms = elapsed.as_secs_f64() * 1e3,
+                    bytes_out = session.body_bytes_sent(),
+                    error = error.map(|e| e.etype().as_str()).unwrap_or("-"),
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! Assembles the Pingora server from a validated [`Config`]: the proxy
+//! service, the admin listener, the gateway connection task and the drain
+//! watcher, each a Pingora service with its own runtime.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use pingora::apps::http_app::HttpServer;
+use pingora::server::configuration::{Opt, ServerConf};
+use pingora::server::{Server, ShutdownWatch};
+use pingora::services::background::{background_service, BackgroundService};
+use pingora::services::listening::Service;
+
+use crate::admin::Admin;
+use crate::auth::Authenticator;
+use crate::chat::ChatService;
+use crate::config::{AuthMode, Config};
+use crate::drain::Drain;
+use crate::gateway::{self, frames::SecretKind, Driver, GatewaySettings};
+use crate::proxy::Clawbridge;
+
+/// Seconds kept back from the grace period so open streams are ended with
+/// an error event before Pingora's own deadline cuts them.
+const DRAIN_MARGIN_SECS: u64 = 1;
+
+pub fn build(cfg: &Config) -> Result<Server, Box<pingora::Error>> {
+    let conf = ServerConf {
+        threads: cfg.threads,
+        grace_period_seconds: Some(cfg.grace_period.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(2),
+        ..Default::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(Opt::default(), conf);
+    server.bootstrap();
+
+    let drain = Arc::new(Drain::default());
+    let (chat, gateway) = if cfg.chat_enabled() {
+        let (gw, driver) = gateway::channel(gateway_settings(cfg));
+        server.add_service(background_service(
+            "gateway link",
+            GatewayTask(Mutex::new(Some(driver))),
+        ));
+        let auth = Authenticator::new(
+            cfg.gateway.auth_mode,
+            cfg.gateway.secret.clone(),
+            cfg.gateway.rate_limit.clone(),
+        );
+        let svc = ChatService::new(
+            gw.clone(),
+            auth,
+            cfg.limits.clone(),
+            drain.clone(),
+            cfg.gateway.trusted_proxies.clone(),
+        );
+        (Some(Arc::new(svc)), Some(gw))
+    } else {
+        (None, None)
+    };
+
+    let mut proxy = pingora::proxy::http_proxy_service(
+        &server.configuration,
+        Clawbridge {
+            chat,
+            upstream: cfg.upstream.clone(),
+        },
+    );
+    proxy.add_tcp(&cfg.listen.to_string());
+    server.add_service(proxy);
+
+    let mut admin = Service::new(
+        "admin".to_string(),
+        HttpServer::new_app(Admin {
+            gateway,
+            drain: drain.clone(),
+        }),
+    );
+    admin.add_tcp(&cfg.admin_listen.to_string());
+    server.add_service(admin);
+
+    let budget = cfg
+        .grace_period
+        .saturating_sub(std::time::Duration::from_secs(DRAIN_MARGIN_SECS));
+    server.add_service(background_service(
+        "drain watcher",
+        DrainWatcher { drain, budget },
+    ));
+    Ok(server)
+}
+
+fn gateway_settings(cfg: &Config) -> GatewaySettings {
+    let secret_kind = match cfg.gateway.auth_mode {
+        AuthMode::Token => SecretKind::Token,
+        AuthMode::Password => SecretKind::Password,
+        AuthMode::None => SecretKind::None,
+    };
+    GatewaySettings {
+        upstream: cfg.upstream.clone(),
+        secret_kind,
+        secret: cfg
+            .gateway
+            .secret
+            .clone()
+            .unwrap_or_else(|| crate::config::Secret::new(String::new())),
+        handshake_timeout: cfg.limits.handshake_timeout,
+        max_frame_bytes: cfg.limits.max_frame_bytes,
+        reconnect_min: std::time::Duration::from_millis(100),
+        reconnect_max: std::time::Duration::from_secs(5),
+        run_buffer: cfg.limits.run_buffer_events,
+    }
+}
+
+/// Runs the gateway connection on its own runtime for the life of the process.
+struct GatewayTask(Mutex<Option<Driver>>);
+
+#[async_trait]
+impl BackgroundService for GatewayTask {
+    async fn start(&self, _shutdown: ShutdownWatch) {
+        let driver = self.0.lock().expect("driver slot").take();
+        if let Some(driver) = driver {
+            // Keeps serving in-flight runs through the drain; the runtime
+            // is torn down after the grace period.
+            driver.run().await;
+        }
+    }
+}
+
+/// Starts the drain when Pingora begins a graceful shutdown (SIGTERM).
+struct DrainWatcher {
+    drain: Arc<Drain>,
+    budget: std::time::Duration,
+}
+
+#[async_trait]
+impl BackgroundService for DrainWatcher {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        if shutdown.changed().await.is_ok() {
+            tracing::info!(
+                budget_secs = self.budget.as_secs(),
+                "shutdown: readiness off, draining open streams"
+            );
+            self.drain.begin(self.budget);
+        }
+    }
+}
