@@ -366,7 +366,11 @@ async fn on_frame(text: &str, runs: &mut HashMap<Arc<str>, Slot>, ws: &mut Ws) {
             let event = if frame.ok != Some(true) && !was_accepted && payload.is_none() {
                 RunEvent::Rejected(frame.error.unwrap_or_default())
             } else {
-                RunEvent::Finished(finish(frame.ok == Some(true), payload, frame.error))
+                RunEvent::Finished(Box::new(finish(
+                    frame.ok == Some(true),
+                    payload,
+                    frame.error,
+                )))
             };
             let _ = slot.events.try_send(event);
         }

@@ -52,7 +52,7 @@ pub enum RunEvent {
     /// Lifecycle `end` or `error` (other phases are not forwarded).
     Lifecycle(LifecycleData),
     /// The second, authoritative `res`.
-    Finished(Finish),
+    Finished(Box<Finish>),
     /// The link died before the run finished.
     Lost(Arc<str>),
 }
