@@ -8,6 +8,7 @@ pub mod assistant_text;
 pub mod failure;
 mod flow;
 pub mod io;
+pub mod json_error;
 pub mod prompt;
 pub mod request;
 pub mod response;

@@ -5,6 +5,7 @@
 
 use serde_json::{Map, Value};
 
+use super::json_error;
 use super::prompt::{self, Prompt};
 use super::route::{self, AgentTarget, SessionChoice};
 use crate::error::ChatError;
@@ -34,59 +35,26 @@ pub struct RouteHeaders<'a> {
     pub model_override: Option<&'a str>,
 }
 
-/// Decodes the body. An empty body is `{}`, as in the gateway.
+/// Decodes the body as the gateway does: bytes as UTF-8 (invalid sequences
+/// become U+FFFD), JS-trimmed, an empty body is `{}`, and a parse failure is
+/// a 400 carrying V8's `JSON.parse` message.
 pub fn decode(body: &[u8]) -> Result<Value, ChatError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
+    let text = String::from_utf8_lossy(body);
+    let text = prompt::js_trim(&text);
+    if text.is_empty() {
         return Ok(Value::Object(Map::new()));
     }
-    serde_json::from_slice(body)
-        .map_err(|e| ChatError::InvalidRequest(json_error_message(&e, body)))
-}
-
-/// The message V8's `JSON.parse` would give, as far as it can be derived.
-fn json_error_message(e: &serde_json::Error, body: &[u8]) -> String {
-    use serde_json::error::Category;
-    match e.classify() {
-        Category::Eof => "Unexpected end of JSON input".to_string(),
-        Category::Io => "Unexpected end of JSON input".to_string(),
-        Category::Syntax | Category::Data => {
-            // serde_json reports 1-based line/column of the offending byte.
-            let offset = byte_offset(body, e.line(), e.column());
-            match std::str::from_utf8(body)
-                .ok()
-                .and_then(|s| s.get(offset..))
-                .and_then(|t| t.chars().next())
-            {
-                Some(c) => {
-                    let text = String::from_utf8_lossy(body);
-                    if text.chars().count() <= 10 {
-                        format!("Unexpected token '{c}', \"{text}\" is not valid JSON")
-                    } else {
-                        format!(
-                            "Unexpected token '{c}', \"{}\"... is not valid JSON",
-                            text.chars().take(10).collect::<String>()
-                        )
-                    }
-                }
-                None => "Unexpected end of JSON input".to_string(),
+    serde_json::from_str(text).map_err(|e| {
+        let message = json_error::v8_message(text).unwrap_or_else(|| match e.classify() {
+            // V8 would accept these; clawbridge bounds nesting depth and
+            // number range (see README, deviations).
+            serde_json::error::Category::Data | serde_json::error::Category::Syntax => {
+                format!("Request body JSON is not supported: {e}")
             }
-        }
-    }
-}
-
-fn byte_offset(body: &[u8], line: usize, column: usize) -> usize {
-    let mut current = 1;
-    let mut start = 0;
-    for (i, b) in body.iter().enumerate() {
-        if current == line {
-            break;
-        }
-        if *b == b'\n' {
-            current += 1;
-            start = i + 1;
-        }
-    }
-    (start + column.saturating_sub(1)).min(body.len())
+            _ => "Unexpected end of JSON input".to_string(),
+        });
+        ChatError::InvalidRequest(message)
+    })
 }
 
 /// Validates the decoded body into a turn, in the built-in endpoint's order:
@@ -429,7 +397,22 @@ mod tests {
         );
         assert_eq!(decode(b"").unwrap(), json!({}));
         assert_eq!(decode(b"  \n").unwrap(), json!({}));
-        assert!(decode(b"{x}").is_err());
+        assert_eq!(
+            decode(b"{x}").unwrap_err().message(),
+            "Expected property name or '}' in JSON at position 1 (line 1 column 2)"
+        );
+        assert_eq!(
+            decode(b"\xef\xbb\xbf{}").unwrap(),
+            json!({}),
+            "a BOM is trimmed, as JS trim does"
+        );
+        assert_eq!(
+            decode(b"{\"a\":\"\xff\"}").unwrap(),
+            json!({"a": "\u{FFFD}"}),
+            "invalid UTF-8 is replaced"
+        );
+        let deep = "[".repeat(200) + &"]".repeat(200);
+        assert_eq!(decode(deep.as_bytes()).unwrap_err().status(), 400);
     }
 
     #[test]
