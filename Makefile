@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: deps build release run demo test unit check fmt fmt-check clippy e2e helm-check bench fuzz clean
+.PHONY: deps build release run demo test unit fmt fmt-check clippy e2e helm-check prom-check bench fuzz clean
 
 deps:            ## system packages the build needs (cmake)
 	scripts/ensure-deps.sh cmake
@@ -19,8 +19,9 @@ run: release     ## clawbridge from env / conf, in front of a real gateway
 demo: release    ## clawbridge in front of the in-repo demo gateway; no OpenClaw needed
 	scripts/demo.sh
 
-test: deps fmt-check clippy  ## the test command: lint, unit + integration tests, chart checks
+test: deps fmt-check clippy  ## the test command: lint, unit + integration tests, real Prometheus scrape, chart checks
 	$(CARGO) test --workspace --all-targets
+	scripts/prom-check.sh
 	scripts/check-helm.sh
 
 unit: deps
@@ -40,6 +41,9 @@ e2e: release     ## fidelity suite against the real gateway (../shared/openclaw-
 
 helm-check:
 	scripts/check-helm.sh
+
+prom-check:      ## a real Prometheus server scrapes clawbridge; promtool checks the exposition
+	scripts/prom-check.sh
 
 bench: release
 	bench/run.sh
