@@ -104,7 +104,8 @@ fn gateway_settings(cfg: &Config) -> GatewaySettings {
         handshake_timeout: cfg.limits.handshake_timeout,
         max_frame_bytes: cfg.limits.max_frame_bytes,
         reconnect_min: std::time::Duration::from_millis(100),
-        reconnect_max: std::time::Duration::from_secs(5),
+        // Short, so a gateway that comes back is in use again within ~1 s.
+        reconnect_max: std::time::Duration::from_secs(1),
         run_buffer: cfg.limits.run_buffer_events,
     }
 }

@@ -243,8 +243,9 @@ async fn start_run(
         session_key: &session_key,
         extra_system_prompt: turn.prompt.extra_system_prompt.as_deref(),
         deliver: false,
+        // No `timeout`: the agent's own configured timeout applies, as for
+        // the built-in; clawbridge's run deadline is enforced in `flow`.
         idempotency_key: &id,
-        timeout: Some(svc.limits.run_timeout.as_secs()),
     };
     let frame = frames::agent_request(&id, &params);
     let created = SystemTime::now()

@@ -110,9 +110,6 @@ pub struct AgentParams<'a> {
     /// Becomes the run id on the gateway.
     #[serde(rename = "idempotencyKey")]
     pub idempotency_key: &'a str,
-    /// Whole seconds; the gateway's own run timeout.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub timeout: Option<u64>,
 }
 
 pub fn agent_request(id: &str, params: &AgentParams<'_>) -> String {
@@ -416,7 +413,6 @@ mod tests {
                 extra_system_prompt: None,
                 deliver: false,
                 idempotency_key: "chatcmpl_1",
-                timeout: None,
             },
         );
         let v: Value = serde_json::from_str(&f).unwrap();
