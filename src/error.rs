@@ -133,17 +133,14 @@ impl ChatError {
     /// Extra response headers this error carries.
     pub fn headers(&self) -> Vec<(&'static str, String)> {
         match self {
-            ChatError::MethodNotAllowed => vec![("allow", "POST".into())],
+            ChatError::MethodNotAllowed => vec![("Allow", "POST".into())],
             ChatError::RateLimited { retry_after_secs } => {
-                vec![("retry-after", retry_after_secs.to_string())]
-            }
-            ChatError::PayloadTooLarge | ChatError::BodyTimeout => {
-                vec![("connection", "close".into())]
+                vec![("Retry-After", retry_after_secs.to_string())]
             }
             ChatError::Overloaded
             | ChatError::ShuttingDown
             | ChatError::GatewayUnavailable { .. } => {
-                vec![("retry-after", "1".into())]
+                vec![("Retry-After", "1".into())]
             }
             _ => Vec::new(),
         }
@@ -214,7 +211,7 @@ mod tests {
         );
         assert_eq!(
             ChatError::MethodNotAllowed.headers(),
-            vec![("allow", "POST".to_string())]
+            vec![("Allow", "POST".to_string())]
         );
     }
 

@@ -11,13 +11,19 @@ use crate::error::ChatError;
 
 /// Headers the gateway puts on every response of this route.
 const SECURITY_HEADERS: [(&str, &str); 3] = [
-    ("x-content-type-options", "nosniff"),
-    ("referrer-policy", "no-referrer"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
     (
-        "permissions-policy",
+        "Permissions-Policy",
         "camera=(), microphone=(self), geolocation=()",
     ),
 ];
+
+/// Node's keep-alive idle timeout, advertised on non-streamed responses.
+const KEEPALIVE_SECS: u64 = 5;
+/// An unread request body up to this size is drained so the connection can
+/// be reused; a larger one closes it.
+const DRAIN_LIMIT: u64 = 64 * 1024;
 
 /// Reads the whole request body, refusing more than `limit` bytes (413) or a
 /// body slower than `timeout` (408).
@@ -56,53 +62,86 @@ pub async fn read_body(
     }
 }
 
-fn header(status: u16, content_type: &str, len: Option<usize>) -> Box<ResponseHeader> {
-    let mut h = ResponseHeader::build(status, Some(8)).expect("valid status");
+fn header(status: u16, content_type: &str) -> Box<ResponseHeader> {
+    let mut h = ResponseHeader::build(status, Some(10)).expect("valid status");
     for (k, v) in SECURITY_HEADERS {
         h.insert_header(k, v).expect("static header");
     }
-    h.insert_header("content-type", content_type)
+    h.insert_header("Content-Type", content_type)
         .expect("static header");
-    if let Some(len) = len {
-        h.insert_header("content-length", len.to_string())
-            .expect("number header");
-    }
     Box::new(h)
 }
 
-/// Writes `err` as a complete response. If the request body was not read to
-/// the end, the connection is not reused.
-pub async fn write_error(session: &mut Session, err: &ChatError) -> pingora::Result<()> {
-    let (content_type, body) = err.body();
-    let mut h = header(err.status(), content_type, Some(body.len()));
-    for (k, v) in err.headers() {
-        h.insert_header(k, v).expect("valid header");
+/// A complete, non-streamed response. Pingora adds `Date` and `Connection`.
+async fn write_whole(
+    session: &mut Session,
+    mut h: Box<ResponseHeader>,
+    body: Bytes,
+) -> pingora::Result<()> {
+    if session.as_downstream().get_keepalive().is_some() {
+        session.set_keepalive(Some(KEEPALIVE_SECS));
+        h.insert_header("Keep-Alive", "timeout=5")
+            .expect("static header");
     }
-    if !session.is_body_done() {
-        session.set_keepalive(None);
-    }
+    h.insert_header("Content-Length", body.len().to_string())
+        .expect("number header");
     session.write_response_header(h, false).await?;
     session.write_response_body(Some(body), true).await
 }
 
+/// Writes `err` as a complete response. An unread request body is drained
+/// when small, so the connection stays usable; a large one, and 413/408 (as
+/// the gateway does it), close the connection.
+pub async fn write_error(session: &mut Session, err: &ChatError) -> pingora::Result<()> {
+    let (content_type, body) = err.body();
+    let mut h = header(err.status(), content_type);
+    for (k, v) in err.headers() {
+        h.insert_header(k, v).expect("valid header");
+    }
+    let closes = matches!(err, ChatError::PayloadTooLarge | ChatError::BodyTimeout);
+    if closes || !drain_small_body(session).await {
+        session.set_keepalive(None);
+    }
+    write_whole(session, h, body).await
+}
+
+/// Reads and discards a small unread body; `false` if it is large, has no
+/// length, or is slow.
+async fn drain_small_body(session: &mut Session) -> bool {
+    if session.is_body_done() {
+        return true;
+    }
+    let declared = session
+        .req_header()
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_none_or(|n| n > DRAIN_LIMIT) {
+        return false;
+    }
+    let drain = async {
+        while let Ok(Some(_)) = session.read_request_body().await {}
+        session.is_body_done()
+    };
+    tokio::time::timeout(Duration::from_secs(1), drain)
+        .await
+        .unwrap_or(false)
+}
+
 /// Writes a complete `application/json` 200 response.
 pub async fn write_json(session: &mut Session, body: Vec<u8>) -> pingora::Result<()> {
-    let h = header(200, "application/json; charset=utf-8", Some(body.len()));
-    session.write_response_header(h, false).await?;
-    session
-        .write_response_body(Some(Bytes::from(body)), true)
-        .await
+    let h = header(200, "application/json; charset=utf-8");
+    write_whole(session, h, Bytes::from(body)).await
 }
 
 /// Writes the SSE response header. Chunked framing must be explicit, or
 /// Pingora would close the connection after the stream.
 pub async fn write_sse_header(session: &mut Session) -> pingora::Result<()> {
-    let mut h = header(200, "text/event-stream; charset=utf-8", None);
-    h.insert_header("cache-control", "no-cache")
+    let mut h = header(200, "text/event-stream; charset=utf-8");
+    h.insert_header("Cache-Control", "no-cache")
         .expect("static header");
-    h.insert_header("connection", "keep-alive")
-        .expect("static header");
-    h.insert_header("transfer-encoding", "chunked")
+    h.insert_header("Transfer-Encoding", "chunked")
         .expect("static header");
     session.write_response_header(h, false).await
 }

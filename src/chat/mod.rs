@@ -198,6 +198,7 @@ fn route_headers(session: &Session) -> request::RouteHeaders<'_> {
             .or_else(|| get("x-openclaw-agent")),
         session_key: get("x-openclaw-session-key"),
         model_override: get("x-openclaw-model"),
+        message_channel: get("x-openclaw-message-channel"),
     }
 }
 
@@ -243,6 +244,7 @@ async fn start_run(
         session_key: &session_key,
         extra_system_prompt: turn.prompt.extra_system_prompt.as_deref(),
         deliver: false,
+        channel: &turn.channel,
         // No `timeout`: the agent's own configured timeout applies, as for
         // the built-in; clawbridge's run deadline is enforced in `flow`.
         idempotency_key: &id,

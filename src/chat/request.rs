@@ -24,6 +24,8 @@ pub struct ChatTurn {
     pub agent: AgentTarget,
     pub session: SessionChoice,
     pub prompt: Prompt,
+    /// The run's source channel (`webchat` unless the header names another).
+    pub channel: String,
 }
 
 /// Headers the route reads.
@@ -33,6 +35,8 @@ pub struct RouteHeaders<'a> {
     pub session_key: Option<&'a str>,
     /// `x-openclaw-model`: a backend model override the native method cannot carry.
     pub model_override: Option<&'a str>,
+    /// `x-openclaw-message-channel`.
+    pub message_channel: Option<&'a str>,
 }
 
 /// Decodes the body as the gateway does: bytes as UTF-8 (invalid sequences
@@ -101,11 +105,28 @@ pub fn validate(body: &Value, headers: RouteHeaders<'_>) -> Result<ChatTurn, Cha
         agent,
         session,
         prompt,
+        channel: message_channel(headers.message_channel),
     })
+}
+
+/// `normalizeMessageChannel(header) ?? "webchat"`: a channel id is a
+/// lowercase token; anything else falls back to `webchat`.
+fn message_channel(header: Option<&str>) -> String {
+    match header.map(prompt::js_trim).map(str::to_lowercase) {
+        Some(c)
+            if !c.is_empty()
+                && c.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
+            c
+        }
+        _ => "webchat".to_string(),
+    }
 }
 
 pub const MODEL_OVERRIDE_UNSUPPORTED: &str =
     "`x-openclaw-model` is not supported through clawbridge: the gateway's native `agent` method does not take a model override from this client.";
+pub const INVALID_IMAGE: &str = "Invalid image_url content in `messages`.";
 pub const IMAGES_UNSUPPORTED: &str =
     "`image_url` content is not supported through clawbridge yet; send text parts only.";
 
@@ -333,38 +354,57 @@ mod checks {
         }
     }
 
-    /// Images of the active user turn would be dropped by a text-only run;
-    /// refuse them clearly instead.
+    /// Images of the active user turn (`resolveActiveTurnContext`: the last
+    /// user/tool/function message, if it is a user message). Invalid ones get
+    /// the built-in's 400; valid `data:` images are refused clearly instead
+    /// of being dropped, as the native method takes no image content here.
     pub fn images(messages: &[Value]) -> Result<(), ChatError> {
-        let active = messages.iter().rev().find(|m| {
-            matches!(
-                m.get("role")
-                    .and_then(Value::as_str)
-                    .map(super::prompt::js_trim),
-                Some("user" | "tool" | "function")
-            )
-        });
-        let Some(active) = active else { return Ok(()) };
-        if active
-            .get("role")
-            .and_then(Value::as_str)
-            .map(super::prompt::js_trim)
-            != Some("user")
-        {
-            return Ok(());
+        fn role(m: &Value) -> Option<&str> {
+            m.get("role").and_then(Value::as_str).map(prompt::js_trim)
         }
-        let has_image = active
-            .get("content")
-            .and_then(Value::as_array)
-            .is_some_and(|parts| {
-                parts
-                    .iter()
-                    .any(|p| p.get("type").and_then(Value::as_str) == Some("image_url"))
-            });
-        if has_image {
+        let active = messages
+            .iter()
+            .rev()
+            .find(|m| matches!(role(m), Some("user" | "tool" | "function")));
+        let Some(active) = active.filter(|m| role(m) == Some("user")) else {
+            return Ok(());
+        };
+        let Some(parts) = active.get("content").and_then(Value::as_array) else {
+            return Ok(());
+        };
+        let mut any = false;
+        for part in parts
+            .iter()
+            .filter(|p| p.get("type").and_then(Value::as_str) == Some("image_url"))
+        {
+            let url = match part.get("image_url") {
+                Some(Value::String(s)) => Some(s.as_str()),
+                Some(Value::Object(o)) => o.get("url").and_then(Value::as_str),
+                _ => None,
+            }
+            .map(prompt::js_trim)
+            .filter(|u| !u.is_empty());
+            // Plain URLs need `images.allowUrl` (off by default): invalid here.
+            if !url.is_some_and(valid_data_url) {
+                return Err(invalid(INVALID_IMAGE.into()));
+            }
+            any = true;
+        }
+        if any {
             return Err(invalid(IMAGES_UNSUPPORTED.into()));
         }
         Ok(())
+    }
+
+    /// `data:<mime>;base64,<payload>` with a non-empty payload.
+    fn valid_data_url(url: &str) -> bool {
+        let Some(rest) = url.strip_prefix("data:") else {
+            return false;
+        };
+        let Some((meta, payload)) = rest.split_once(',') else {
+            return false;
+        };
+        meta.split(';').any(|p| p.eq_ignore_ascii_case("base64")) && !payload.trim().is_empty()
     }
 }
 
@@ -561,5 +601,13 @@ mod tests {
         );
         let img = json!({"messages":[{"role":"user","content":[{"type":"text","text":"see"},{"type":"image_url","image_url":"data:image/png;base64,AA"}]}]});
         assert_eq!(msg(turn(img)), IMAGES_UNSUPPORTED);
+        let url = json!({"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"http://x/y.png"}}]}]});
+        assert_eq!(
+            msg(turn(url)),
+            INVALID_IMAGE,
+            "plain URLs are invalid unless images.allowUrl"
+        );
+        let older = json!({"messages":[{"role":"user","content":[{"type":"image_url","image_url":"http://x"}]},{"role":"user","content":"now"}]});
+        assert!(turn(older).is_ok(), "only the active turn's images count");
     }
 }

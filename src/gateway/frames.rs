@@ -13,6 +13,11 @@ pub const MAX_PROTOCOL: u32 = 4;
 /// The scope an `agent` run needs; `hello-ok` must grant it.
 pub const WRITE_SCOPE: &str = "operator.write";
 pub const READ_SCOPE: &str = "operator.read";
+/// The built-in endpoint's shared-secret callers hold the full operator set,
+/// and their turns run as owner turns (`senderIsOwner`); over the native
+/// protocol a run is an owner turn when the connection holds admin scope.
+/// The shared secret already grants it to any HTTP caller.
+pub const ADMIN_SCOPE: &str = "operator.admin";
 
 /// Which shared secret the connection presents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +62,7 @@ pub fn connect_request(
         max_protocol: u32,
         client: Client<'a>,
         role: &'a str,
-        scopes: [&'a str; 2],
+        scopes: [&'a str; 3],
         caps: [&'a str; 0],
         #[serde(skip_serializing_if = "Option::is_none")]
         auth: Option<Auth<'a>>,
@@ -87,7 +92,7 @@ pub fn connect_request(
             instance_id,
         },
         role: "operator",
-        scopes: [READ_SCOPE, WRITE_SCOPE],
+        scopes: [ADMIN_SCOPE, READ_SCOPE, WRITE_SCOPE],
         caps: [],
         auth,
         user_agent: concat!("clawbridge/", env!("CARGO_PKG_VERSION")),
@@ -107,6 +112,9 @@ pub struct AgentParams<'a> {
     #[serde(rename = "extraSystemPrompt", skip_serializing_if = "Option::is_none")]
     pub extra_system_prompt: Option<&'a str>,
     pub deliver: bool,
+    /// The turn's source channel: `webchat`, as the built-in endpoint's
+    /// `messageChannel`, unless `x-openclaw-message-channel` names another.
+    pub channel: &'a str,
     /// Becomes the run id on the gateway.
     #[serde(rename = "idempotencyKey")]
     pub idempotency_key: &'a str,
@@ -373,7 +381,10 @@ mod tests {
         let p = &v["params"];
         assert_eq!(p["client"]["id"], "gateway-client");
         assert_eq!(p["client"]["mode"], "backend");
-        assert_eq!(p["scopes"], json!(["operator.read", "operator.write"]));
+        assert_eq!(
+            p["scopes"],
+            json!(["operator.admin", "operator.read", "operator.write"])
+        );
         assert_eq!(p["auth"], json!({"token": "tok"}));
         assert_eq!(p["minProtocol"], 3);
         assert_eq!(p["maxProtocol"], 4);
@@ -412,6 +423,7 @@ mod tests {
                 session_key: "agent:main:openai:x",
                 extra_system_prompt: None,
                 deliver: false,
+                channel: "webchat",
                 idempotency_key: "chatcmpl_1",
             },
         );
@@ -419,7 +431,7 @@ mod tests {
         assert_eq!(
             v,
             json!({"type":"req","id":"r1","method":"agent","params":{"message":"hi","agentId":"main",
-                "sessionKey":"agent:main:openai:x","deliver":false,"idempotencyKey":"chatcmpl_1"}})
+                "sessionKey":"agent:main:openai:x","deliver":false,"channel":"webchat","idempotencyKey":"chatcmpl_1"}})
         );
         let a: Value = serde_json::from_str(&abort_request("a1", "s", "r")).unwrap();
         assert_eq!(

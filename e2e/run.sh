@@ -1,0 +1,240 @@
+#!/usr/bin/env bash
+# clawbridge end-to-end fidelity suite against the REAL OpenClaw gateway.
+# Single entry point (make e2e, CI). Exit code 0 only if every suite passed.
+#
+# Phase 1: gateway with its built-in /v1/chat/completions ON, clawbridge in front:
+#          differential (built-in vs clawbridge), sessions, abort, passthrough, SDKs.
+# Phase 2: gateway with the built-in endpoint OFF (OCREF_BUILTIN_CHAT=0):
+#          clawbridge CLAWBRIDGE_CHAT_COMPLETIONS=on serves completions on the native
+#          protocol alone (differential subset vs the phase-1 reference, SDKs), then
+#          CLAWBRIDGE_CHAT_COMPLETIONS=inherit passes the route through (gateway's 404).
+#
+# Env knobs:
+#   E2E_SKIP_BUILD=1     don't run `cargo build --release -p clawbridge` (use the existing binary)
+#   CLAWBRIDGE_BIN=path  binary to test (default $REPO/target/release/clawbridge)
+#   E2E_SELFTEST=1       no clawbridge: point the "clawbridge" side at the built-in endpoint
+#                        (checks the harness itself; phase 2 is skipped)
+#   E2E_SLOW=1           also run the upstream-5xx cases (~80 s each side: gateway retries)
+#   E2E_ONLY=regex       only these differential cases (phase-1 reference not rewritten)
+#   E2E_PHASES="1 2"     which phases to run
+#   E2E_BRIDGE_PORT (18800), E2E_ADMIN_PORT (18801); OCREF_* as in the kit's env.sh
+set -uo pipefail
+
+E2E="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$E2E/.." && pwd)"
+KIT="${OCREF_KIT:-$REPO/../shared/openclaw-real}"
+OUT="$E2E/out"
+mkdir -p "$OUT"
+T_START=$(date +%s)
+
+log() { printf '[e2e %4ss] %s\n' "$(( $(date +%s) - T_START ))" "$*"; }
+fail() { log "FATAL: $*" >&2; exit 2; }
+
+[ -f "$KIT/env.sh" ] || fail "OpenClaw kit not found at $KIT (expected \$REPO/../shared/openclaw-real)"
+# shellcheck source=/dev/null
+. "$KIT/env.sh"
+
+BRIDGE_PORT="${E2E_BRIDGE_PORT:-18800}"
+ADMIN_PORT="${E2E_ADMIN_PORT:-18801}"
+GATEWAY_URL="http://127.0.0.1:$OCREF_GATEWAY_PORT"
+BIN="${CLAWBRIDGE_BIN:-$REPO/target/release/clawbridge}"
+BRIDGE_GRACE="${E2E_BRIDGE_GRACE_SECS:-3}"   # CLAWBRIDGE_GRACE_PERIOD_SECS for the test (default there: 20)
+PY="$E2E/.venv/bin/python"
+SELFTEST="${E2E_SELFTEST:-0}"
+PHASES="${E2E_PHASES:-1 2}"
+
+export E2E_GATEWAY_URL="$GATEWAY_URL"
+export E2E_FAKE_URL="http://127.0.0.1:$OCREF_FAKE_LLM_PORT"
+export E2E_TOKEN="$OCREF_TOKEN"
+export E2E_FAKE_LOG="$OCREF_RUN/fake_llm.requests.jsonl"
+export E2E_OUT="$OUT"
+export E2E_RUN_ID="${E2E_RUN_ID:-$(date +%s)-$$}"
+if [ "$SELFTEST" = "1" ]; then export E2E_BRIDGE_URL="$GATEWAY_URL"; else export E2E_BRIDGE_URL="http://127.0.0.1:$BRIDGE_PORT"; fi
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+alive_pid() { [ -n "${1:-}" ] && [ -r "/proc/$1/stat" ] && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != "Z" ]; }
+
+# ------------------------------------------------------------------ cleanup
+GATEWAY_STARTED=0
+BRIDGE_PID=""
+stop_bridge() {
+  if alive_pid "$BRIDGE_PID"; then
+    local t0 limit=$(( (BRIDGE_GRACE + 15) * 10 )) i=0
+    t0=$(date +%s.%N)
+    kill -TERM "$BRIDGE_PID" 2>/dev/null
+    while alive_pid "$BRIDGE_PID" && [ $i -lt $limit ]; do sleep 0.1; i=$((i + 1)); done
+    if alive_pid "$BRIDGE_PID"; then
+      log "clawbridge pid $BRIDGE_PID did not exit within $((limit / 10))s of SIGTERM; SIGKILL"; kill -KILL "$BRIDGE_PID" 2>/dev/null
+    else
+      log "clawbridge pid $BRIDGE_PID exited $(python3 -c "import time,sys; print(f'{time.time()-float(sys.argv[1]):.1f}')" "$t0")s after SIGTERM"
+    fi
+    wait "$BRIDGE_PID" 2>/dev/null
+  fi
+  BRIDGE_PID=""
+}
+stop_gateway() {
+  if [ "$GATEWAY_STARTED" = "1" ]; then
+    "$KIT/stop.sh" >>"$OUT/gateway.log" 2>&1 || log "stop.sh reported a problem (see $OUT/gateway.log)"
+    GATEWAY_STARTED=0
+  fi
+}
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  stop_bridge
+  stop_gateway
+  # leave the fake LLM at its defaults is not needed: it was stopped with the gateway
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT TERM
+
+# ------------------------------------------------------------------ setup
+setup_python() {
+  local stamp="$E2E/.venv/.requirements.sha"
+  local want; want=$(sha256sum "$E2E/requirements.txt" | cut -d' ' -f1)
+  if [ -x "$PY" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return 0; fi
+  log "creating venv e2e/.venv ($(python3 --version))"
+  python3 -m venv "$E2E/.venv" || fail "python3 -m venv failed"
+  "$E2E/.venv/bin/pip" install -q --disable-pip-version-check -r "$E2E/requirements.txt" || fail "pip install failed"
+  echo "$want" >"$stamp"
+}
+setup_node() {
+  command -v node >/dev/null || fail "system node not found (need Node >= 20 for sdk_node.mjs)"
+  if [ -f "$E2E/node_modules/openai/package.json" ] && [ "$E2E/node_modules/.package-lock.json" -nt "$E2E/package-lock.json" ]; then return 0; fi
+  log "npm ci in e2e/ (node $(node --version))"
+  (cd "$E2E" && npm ci --no-audit --no-fund --loglevel=error) || fail "npm ci in e2e/ failed"
+}
+
+start_gateway() { # [extra env assignments...]
+  if alive_pid "$(cat "$OCREF_RUN/gateway.pid" 2>/dev/null)" || alive_pid "$(cat "$OCREF_RUN/fake_llm.pid" 2>/dev/null)"; then
+    fail "a kit gateway/fake LLM is already running (pid files in $OCREF_RUN); stop it with $KIT/stop.sh first"
+  fi
+  for p in "$OCREF_GATEWAY_PORT" "$OCREF_FAKE_LLM_PORT"; do
+    port_busy "$p" && fail "port 127.0.0.1:$p is already in use; cannot start the real gateway"
+  done
+  log "starting the real gateway: $* $KIT/start.sh"
+  GATEWAY_STARTED=1
+  if ! env "$@" "$KIT/start.sh" >>"$OUT/gateway.log" 2>&1; then
+    tail -30 "$OUT/gateway.log" >&2
+    fail "the real gateway did not start (see $OUT/gateway.log and $OCREF_RUN/gateway.out)"
+  fi
+  log "$(grep -E '^ready in' "$OUT/gateway.log" | tail -1)"
+}
+
+start_bridge() { # <mode inherit|on|off> <log name>
+  [ "$SELFTEST" = "1" ] && return 0
+  local mode=$1 name=$2
+  for p in "$BRIDGE_PORT" "$ADMIN_PORT"; do
+    port_busy "$p" && fail "port 127.0.0.1:$p (clawbridge) is already in use"
+  done
+  log "starting clawbridge (CLAWBRIDGE_CHAT_COMPLETIONS=$mode) on :$BRIDGE_PORT, admin :$ADMIN_PORT"
+  CLAWBRIDGE_LISTEN="127.0.0.1:$BRIDGE_PORT" \
+  CLAWBRIDGE_UPSTREAM="127.0.0.1:$OCREF_GATEWAY_PORT" \
+  CLAWBRIDGE_ADMIN_LISTEN="127.0.0.1:$ADMIN_PORT" \
+  OPENCLAW_CONFIG_PATH="$OCREF_STATE/openclaw.json" \
+  CLAWBRIDGE_CHAT_COMPLETIONS="$mode" \
+  CLAWBRIDGE_GRACE_PERIOD_SECS="$BRIDGE_GRACE" \
+  CLAWBRIDGE_LOG_FORMAT="${CLAWBRIDGE_LOG_FORMAT:-json}" \
+    "$BIN" >"$OUT/clawbridge-$name.stdout" 2>"$OUT/clawbridge-$name.log" </dev/null &
+  BRIDGE_PID=$!
+  local deadline=$(( $(date +%s) + 30 ))
+  until curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$ADMIN_PORT/readyz" 2>/dev/null; do
+    if ! alive_pid "$BRIDGE_PID"; then tail -30 "$OUT/clawbridge-$name.log" >&2; fail "clawbridge exited during start (log: $OUT/clawbridge-$name.log)"; fi
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      tail -30 "$OUT/clawbridge-$name.log" >&2
+      curl -sS --max-time 2 "http://127.0.0.1:$ADMIN_PORT/readyz" >&2 || true
+      fail "clawbridge not ready within 30 s (admin /readyz)"
+    fi
+    sleep 0.2
+  done
+  log "clawbridge ready (pid $BRIDGE_PID)"
+}
+
+warm_up() { # <base url> <label>
+  local code
+  code=$(curl -sS -o "$OUT/warmup-$2.json" -w '%{http_code}' --max-time 90 "$1/v1/chat/completions" \
+    -H "Authorization: Bearer $OCREF_TOKEN" -H 'Content-Type: application/json' \
+    -d '{"model":"openclaw","messages":[{"role":"user","content":"warm up"}]}') || code="curl-error"
+  log "warm-up turn via $2: HTTP $code"
+  [ "$code" = "200" ]
+}
+
+# ------------------------------------------------------------------ suites
+declare -a RESULTS=()
+FAILED=0
+run_suite() { # <name> <cmd...>
+  local name=$1; shift
+  local t0; t0=$(date +%s)
+  log "=== $name"
+  "$@" 2>&1 | tee "$OUT/$name.txt"
+  local rc=${PIPESTATUS[0]}
+  local dt=$(( $(date +%s) - t0 ))
+  if [ "$rc" = "0" ]; then RESULTS+=("PASS  $name (${dt}s)"); else RESULTS+=("FAIL  $name (exit $rc, ${dt}s, see e2e/out/$name.txt)"); FAILED=1; fi
+}
+skip_suite() { RESULTS+=("SKIP  $1: $2"); log "SKIP $1: $2"; }
+
+# ------------------------------------------------------------------ main
+log "repo $REPO, kit $KIT, prefix $OCREF_PREFIX"
+setup_python
+setup_node
+log "installing the real gateway (kit install.sh, idempotent)"
+"$KIT/install.sh" >"$OUT/install.log" 2>&1 || { tail -20 "$OUT/install.log" >&2; fail "the real gateway could not be installed (see $OUT/install.log)"; }
+
+run_suite compare-selfcheck "$PY" "$E2E/test_compare.py"
+
+if [ "$SELFTEST" = "1" ]; then
+  log "SELFTEST: no clawbridge; the 'clawbridge' side is the built-in endpoint itself"
+else
+  if [ "${E2E_SKIP_BUILD:-0}" != "1" ] && [ -z "${CLAWBRIDGE_BIN:-}" ]; then
+    log "cargo build --release -p clawbridge"
+    (cd "$REPO" && cargo build --release -p clawbridge) >"$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log" >&2; fail "cargo build failed"; }
+  fi
+  [ -x "$BIN" ] || fail "clawbridge binary not found at $BIN"
+fi
+
+if [[ " $PHASES " == *" 1 "* ]]; then
+  log "##### phase 1: built-in endpoint ON, clawbridge CLAWBRIDGE_CHAT_COMPLETIONS=inherit"
+  start_gateway OCREF_FRESH=1
+  start_bridge inherit phase1
+  warm_up "$GATEWAY_URL" gateway || fail "warm-up turn on the gateway's built-in endpoint failed"
+  warm_up "$E2E_BRIDGE_URL" clawbridge || log "warm-up through clawbridge failed (suites will show it)"
+  diff_args=(); [ -n "${E2E_ONLY:-}" ] && diff_args+=(--only "$E2E_ONLY")
+  run_suite differential "$PY" "$E2E/differential.py" "${diff_args[@]}"
+  run_suite sessions "$PY" "$E2E/sessions.py"
+  run_suite abort "$PY" "$E2E/abort.py"
+  run_suite passthrough "$PY" "$E2E/passthrough.py"
+  run_suite sdk-python "$PY" "$E2E/sdk_python.py"
+  run_suite sdk-node node "$E2E/sdk_node.mjs"
+  stop_bridge
+  stop_gateway
+fi
+
+if [[ " $PHASES " == *" 2 "* ]]; then
+  if [ "$SELFTEST" = "1" ]; then
+    skip_suite phase2 "E2E_SELFTEST=1: there is no clawbridge to serve completions with the built-in endpoint off"
+  else
+    log "##### phase 2: built-in endpoint OFF (OCREF_BUILTIN_CHAT=0), clawbridge CLAWBRIDGE_CHAT_COMPLETIONS=on"
+    start_gateway OCREF_BUILTIN_CHAT=0
+    start_bridge on phase2-on
+    warm_up "$E2E_BRIDGE_URL" clawbridge-phase2 || log "warm-up through clawbridge failed (suites will show it)"
+    run_suite phase2-builtin-off "$PY" "$E2E/phase2.py" --mode builtin-off
+    run_suite differential-phase2 "$PY" "$E2E/differential.py" --phase2
+    run_suite sdk-python-phase2 "$PY" "$E2E/sdk_python.py"
+    run_suite sdk-node-phase2 node "$E2E/sdk_node.mjs"
+    stop_bridge
+    log "restarting clawbridge with CLAWBRIDGE_CHAT_COMPLETIONS=inherit (gateway key false -> pass through)"
+    start_bridge inherit phase2-inherit
+    run_suite phase2-inherit "$PY" "$E2E/phase2.py" --mode inherit
+    stop_bridge
+    stop_gateway
+  fi
+fi
+
+echo
+echo "================ e2e summary ($(( $(date +%s) - T_START ))s) ================"
+for r in "${RESULTS[@]}"; do echo "$r"; done
+grep -h '^differential' "$OUT/differential.txt" "$OUT/differential-phase2.txt" 2>/dev/null | grep cases
+echo "per-case table: e2e/out/differential.txt; logs: e2e/out/"
+if [ "$FAILED" != "0" ]; then echo "e2e: FAIL"; exit 1; fi
+echo "e2e: PASS"
