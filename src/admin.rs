@@ -49,19 +49,11 @@ impl ServeHttp for Admin {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let path = session.req_header().uri.path().to_owned();
         match path.as_str() {
-            "/healthz" | "/livez" => reply(
-                200,
-                "application/json",
-                br#"{"ok":true,"status":"live"}"#.to_vec(),
-            ),
+            "/healthz" | "/livez" => reply(200, "application/json", br#"{"ok":true,"status":"live"}"#.to_vec()),
             "/readyz" => {
                 let (ready, reason) = self.readiness();
                 let body = serde_json::json!({ "ready": ready, "reason": reason });
-                reply(
-                    if ready { 200 } else { 503 },
-                    "application/json",
-                    body.to_string().into_bytes(),
-                )
+                reply(if ready { 200 } else { 503 }, "application/json", body.to_string().into_bytes())
             }
             "/metrics" => {
                 let encoder = TextEncoder::new();

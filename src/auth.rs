@@ -32,26 +32,14 @@ pub struct Rejection {
 
 impl Authenticator {
     pub fn new(mode: AuthMode, secret: Option<Secret>, rate_limit: RateLimit) -> Self {
-        let limiter = Limiter {
-            config: rate_limit,
-            table: Mutex::new(HashMap::new()),
-            tracked: AtomicUsize::new(0),
-        };
-        Authenticator {
-            mode,
-            secret,
-            limiter,
-        }
+        let limiter = Limiter { config: rate_limit, table: Mutex::new(HashMap::new()), tracked: AtomicUsize::new(0) };
+        Authenticator { mode, secret, limiter }
     }
 
     /// Checks the `Authorization` header of a request from `client`, in the
     /// gateway's order: lockout first, then the bearer. Only a wrong secret
     /// counts as a failure; a missing one does not.
-    pub fn check(
-        &self,
-        authorization: Option<&[u8]>,
-        client: Option<IpAddr>,
-    ) -> Result<(), Rejection> {
+    pub fn check(&self, authorization: Option<&[u8]>, client: Option<IpAddr>) -> Result<(), Rejection> {
         if self.mode == AuthMode::None {
             return Ok(());
         }
@@ -60,40 +48,25 @@ impl Authenticator {
         let exempt = self.limiter.config.exempt_loopback && ip.is_loopback();
         if !exempt {
             if let Some(secs) = self.limiter.locked(ip, now) {
-                metrics::AUTH_FAILURES
-                    .with_label_values(&["rate_limited"])
-                    .inc();
-                return Err(Rejection {
-                    error: ChatError::RateLimited {
-                        retry_after_secs: secs,
-                    },
-                    delay: None,
-                });
+                metrics::AUTH_FAILURES.with_label_values(&["rate_limited"]).inc();
+                return Err(Rejection { error: ChatError::RateLimited { retry_after_secs: secs }, delay: None });
             }
         }
         let Some(presented) = authorization.and_then(bearer) else {
             metrics::AUTH_FAILURES.with_label_values(&["missing"]).inc();
-            return Err(Rejection {
-                error: ChatError::Unauthorized,
-                delay: None,
-            });
+            return Err(Rejection { error: ChatError::Unauthorized, delay: None });
         };
         if self.secret.as_ref().is_some_and(|s| s.matches(presented)) {
             self.limiter.clear(ip);
             return Ok(());
         }
-        metrics::AUTH_FAILURES
-            .with_label_values(&["mismatch"])
-            .inc();
+        metrics::AUTH_FAILURES.with_label_values(&["mismatch"]).inc();
         let failures = self.limiter.record_failure(ip, now, !exempt);
         let delay = exempt.then(|| {
             let n = failures.clamp(1, 6) as u32 - 1;
             Duration::from_millis((250u64 << n).min(5_000))
         });
-        Err(Rejection {
-            error: ChatError::Unauthorized,
-            delay,
-        })
+        Err(Rejection { error: ChatError::Unauthorized, delay })
     }
 }
 
@@ -173,18 +146,11 @@ impl Limiter {
 fn evict(table: &mut HashMap<IpAddr, Entry>, now: Instant, config: &RateLimit) {
     table.retain(|_, e| {
         let locked = e.locked_until.is_some_and(|u| u > now);
-        let recent = e
-            .failures
-            .iter()
-            .any(|t| now.duration_since(*t) < config.window);
+        let recent = e.failures.iter().any(|t| now.duration_since(*t) < config.window);
         locked || recent
     });
     if table.len() >= MAX_TRACKED_CLIENTS {
-        if let Some(oldest) = table
-            .iter()
-            .min_by_key(|(_, e)| e.last_seen)
-            .map(|(ip, _)| *ip)
-        {
+        if let Some(oldest) = table.iter().min_by_key(|(_, e)| e.last_seen).map(|(ip, _)| *ip) {
             table.remove(&oldest);
         }
     }
@@ -204,11 +170,7 @@ mod tests {
     }
 
     fn auth(max_attempts: u32) -> Authenticator {
-        Authenticator::new(
-            AuthMode::Token,
-            Some(Secret::new("test-token".into())),
-            limit(max_attempts),
-        )
+        Authenticator::new(AuthMode::Token, Some(Secret::new("test-token".into())), limit(max_attempts))
     }
 
     #[test]
@@ -226,14 +188,8 @@ mod tests {
         let a = auth(10);
         let remote = Some("10.1.1.1".parse().unwrap());
         assert!(a.check(Some(b"Bearer test-token"), remote).is_ok());
-        assert_eq!(
-            a.check(Some(b"Bearer wrong"), remote).unwrap_err().error,
-            ChatError::Unauthorized
-        );
-        assert_eq!(
-            a.check(None, remote).unwrap_err().error,
-            ChatError::Unauthorized
-        );
+        assert_eq!(a.check(Some(b"Bearer wrong"), remote).unwrap_err().error, ChatError::Unauthorized);
+        assert_eq!(a.check(None, remote).unwrap_err().error, ChatError::Unauthorized);
         let none = Authenticator::new(AuthMode::None, None, limit(10));
         assert!(none.check(None, None).is_ok());
     }
@@ -244,36 +200,18 @@ mod tests {
         let remote: IpAddr = "10.0.0.7".parse().unwrap();
         for _ in 0..3 {
             let r = a.check(Some(b"Bearer nope"), Some(remote)).unwrap_err();
-            assert_eq!(
-                r,
-                Rejection {
-                    error: ChatError::Unauthorized,
-                    delay: None
-                }
-            );
+            assert_eq!(r, Rejection { error: ChatError::Unauthorized, delay: None });
         }
-        match a
-            .check(Some(b"Bearer test-token"), Some(remote))
-            .unwrap_err()
-            .error
-        {
+        match a.check(Some(b"Bearer test-token"), Some(remote)).unwrap_err().error {
             ChatError::RateLimited { retry_after_secs } => {
                 assert!((299..=300).contains(&retry_after_secs))
             }
             other => panic!("expected a lockout, got {other:?}"),
         }
         for _ in 0..5 {
-            assert!(
-                a.check(None, Some("10.0.0.8".parse().unwrap())).is_err(),
-                "missing tokens are not counted"
-            );
+            assert!(a.check(None, Some("10.0.0.8".parse().unwrap())).is_err(), "missing tokens are not counted");
         }
-        assert!(a
-            .check(
-                Some(b"Bearer test-token"),
-                Some("10.0.0.8".parse().unwrap())
-            )
-            .is_ok());
+        assert!(a.check(Some(b"Bearer test-token"), Some("10.0.0.8".parse().unwrap())).is_ok());
     }
 
     #[test]
@@ -281,23 +219,12 @@ mod tests {
         let a = auth(3);
         let local: IpAddr = "127.0.0.1".parse().unwrap();
         let delays: Vec<u128> = (0..7)
-            .map(|_| {
-                a.check(Some(b"Bearer nope"), Some(local))
-                    .unwrap_err()
-                    .delay
-                    .unwrap()
-                    .as_millis()
-            })
+            .map(|_| a.check(Some(b"Bearer nope"), Some(local)).unwrap_err().delay.unwrap().as_millis())
             .collect();
         assert_eq!(delays, [250, 500, 1000, 2000, 4000, 5000, 5000]);
-        assert!(
-            a.check(Some(b"Bearer test-token"), Some(local)).is_ok(),
-            "loopback is exempt from lockout"
-        );
+        assert!(a.check(Some(b"Bearer test-token"), Some(local)).is_ok(), "loopback is exempt from lockout");
         assert_eq!(
-            a.check(Some(b"Bearer nope"), Some(local))
-                .unwrap_err()
-                .delay,
+            a.check(Some(b"Bearer nope"), Some(local)).unwrap_err().delay,
             Some(Duration::from_millis(250)),
             "success resets"
         );

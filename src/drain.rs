@@ -1,8 +1,11 @@
-//! Shutdown state shared by readiness, the chat route and the drain task:
-//! once SIGTERM arrives, readiness fails and new runs are refused; streams
-//! still open at the drain deadline are ended with an error event.
+//! Shutdown state shared by readiness, the proxy and the drain task: once
+//! SIGTERM arrives, readiness fails and new runs are refused; streams still
+//! open at the drain deadline are ended with an error event; and the process
+//! leaves as soon as no request is in flight instead of idling out the grace
+//! period.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -12,18 +15,36 @@ use tokio::time::Instant;
 pub struct Drain {
     draining: AtomicBool,
     deadline: watch::Sender<Option<Instant>>,
+    /// Requests being served (chat, passthrough, upgraded WebSockets).
+    inflight: Arc<AtomicUsize>,
 }
 
 impl Default for Drain {
     fn default() -> Self {
-        Drain {
-            draining: AtomicBool::new(false),
-            deadline: watch::channel(None).0,
-        }
+        Drain { draining: AtomicBool::new(false), deadline: watch::channel(None).0, inflight: Arc::new(AtomicUsize::new(0)) }
+    }
+}
+
+/// Counts one request in flight while alive.
+#[derive(Debug)]
+pub struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
 impl Drain {
+    pub fn track(&self) -> InFlight {
+        self.inflight.fetch_add(1, Ordering::AcqRel);
+        InFlight(self.inflight.clone())
+    }
+
+    pub fn inflight(&self) -> usize {
+        self.inflight.load(Ordering::Acquire)
+    }
+
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Acquire)
     }
@@ -63,6 +84,10 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(100)).await;
         assert!(!waiter.is_finished(), "no deadline before draining");
         assert!(!d.is_draining());
+        let req = d.track();
+        assert_eq!(d.inflight(), 1);
+        drop(req);
+        assert_eq!(d.inflight(), 0);
         d.begin(Duration::from_secs(5));
         assert!(d.is_draining());
         tokio::time::sleep(Duration::from_secs(4)).await;

@@ -38,11 +38,7 @@ pub enum ChatError {
     Gateway { detail: String },
     /// The run failed upstream (provider error), mapped as the built-in maps it.
     #[error("run failed: {message}")]
-    RunFailed {
-        status: u16,
-        kind: &'static str,
-        message: String,
-    },
+    RunFailed { status: u16, kind: &'static str, message: String },
     #[error("run timed out")]
     RunTimeout,
     /// The client went away; nothing is written, the run is aborted.
@@ -60,9 +56,7 @@ impl ChatError {
             ChatError::PayloadTooLarge => 413,
             ChatError::BodyTimeout => 408,
             ChatError::InvalidRequest(_) => 400,
-            ChatError::GatewayUnavailable { .. }
-            | ChatError::Overloaded
-            | ChatError::ShuttingDown => 503,
+            ChatError::GatewayUnavailable { .. } | ChatError::Overloaded | ChatError::ShuttingDown => 503,
             ChatError::Gateway { .. } => 502,
             ChatError::RunFailed { status, .. } => *status,
             ChatError::RunTimeout => 504,
@@ -137,9 +131,7 @@ impl ChatError {
             ChatError::RateLimited { retry_after_secs } => {
                 vec![("Retry-After", retry_after_secs.to_string())]
             }
-            ChatError::Overloaded
-            | ChatError::ShuttingDown
-            | ChatError::GatewayUnavailable { .. } => {
+            ChatError::Overloaded | ChatError::ShuttingDown | ChatError::GatewayUnavailable { .. } => {
                 vec![("Retry-After", "1".into())]
             }
             _ => Vec::new(),
@@ -149,14 +141,8 @@ impl ChatError {
     /// `(content-type, body)`. 405 is plain text, as the gateway sends it.
     pub fn body(&self) -> (&'static str, Bytes) {
         match self {
-            ChatError::MethodNotAllowed => (
-                "text/plain; charset=utf-8",
-                Bytes::from_static(b"Method Not Allowed"),
-            ),
-            _ => (
-                "application/json; charset=utf-8",
-                Bytes::from(self.envelope()),
-            ),
+            ChatError::MethodNotAllowed => ("text/plain; charset=utf-8", Bytes::from_static(b"Method Not Allowed")),
+            _ => ("application/json; charset=utf-8", Bytes::from(self.envelope())),
         }
     }
 
@@ -177,10 +163,7 @@ pub fn error_envelope(message: &str, kind: &str) -> String {
     struct Envelope<'a> {
         error: Inner<'a>,
     }
-    serde_json::to_string(&Envelope {
-        error: Inner { message, kind },
-    })
-    .expect("strings serialise")
+    serde_json::to_string(&Envelope { error: Inner { message, kind } }).expect("strings serialise")
 }
 
 #[cfg(test)]
@@ -189,42 +172,26 @@ mod tests {
 
     #[test]
     fn bodies_match_the_captured_gateway_bytes() {
-        assert_eq!(
-            ChatError::Unauthorized.envelope(),
-            r#"{"error":{"message":"Unauthorized","type":"unauthorized"}}"#
-        );
+        assert_eq!(ChatError::Unauthorized.envelope(), r#"{"error":{"message":"Unauthorized","type":"unauthorized"}}"#);
         assert_eq!(
             ChatError::InvalidRequest("Missing user message in `messages`.".into()).envelope(),
             r#"{"error":{"message":"Missing user message in `messages`.","type":"invalid_request_error"}}"#
         );
         assert_eq!(
-            ChatError::RateLimited {
-                retry_after_secs: 300
-            }
-            .envelope(),
+            ChatError::RateLimited { retry_after_secs: 300 }.envelope(),
             r#"{"error":{"message":"Too many failed authentication attempts. Please try again later.","type":"rate_limited"}}"#
         );
         let (ct, body) = ChatError::MethodNotAllowed.body();
-        assert_eq!(
-            (ct, &body[..]),
-            ("text/plain; charset=utf-8", &b"Method Not Allowed"[..])
-        );
-        assert_eq!(
-            ChatError::MethodNotAllowed.headers(),
-            vec![("Allow", "POST".to_string())]
-        );
+        assert_eq!((ct, &body[..]), ("text/plain; charset=utf-8", &b"Method Not Allowed"[..]));
+        assert_eq!(ChatError::MethodNotAllowed.headers(), vec![("Allow", "POST".to_string())]);
     }
 
     #[test]
     fn internal_detail_never_reaches_the_body() {
-        let e = ChatError::GatewayUnavailable {
-            reason: "connect refused; token=abc".into(),
-        };
+        let e = ChatError::GatewayUnavailable { reason: "connect refused; token=abc".into() };
         assert!(!e.envelope().contains("abc"));
         assert_eq!(e.status(), 503);
-        let e = ChatError::Gateway {
-            detail: "secret".into(),
-        };
+        let e = ChatError::Gateway { detail: "secret".into() };
         assert!(!e.envelope().contains("secret"));
     }
 }

@@ -5,23 +5,19 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    register_histogram_vec, register_int_counter, register_int_counter_vec, register_int_gauge,
-    register_int_gauge_vec, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    register_histogram_vec, register_int_counter, register_int_counter_vec, register_int_gauge, register_int_gauge_vec,
+    HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
 };
 
 /// Buckets for whole LLM turns: tens of milliseconds to ten minutes.
-const TURN_BUCKETS: &[f64] = &[
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
-];
+const TURN_BUCKETS: &[f64] =
+    &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0];
 /// Buckets for gaps between streamed tokens.
-const GAP_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
+const GAP_BUCKETS: &[f64] = &[0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 macro_rules! metric {
     ($name:ident: $ty:ty = $init:expr) => {
-        pub static $name: LazyLock<$ty> =
-            LazyLock::new(|| $init.expect(concat!("register ", stringify!($name))));
+        pub static $name: LazyLock<$ty> = LazyLock::new(|| $init.expect(concat!("register ", stringify!($name))));
     };
 }
 
@@ -113,9 +109,7 @@ metric!(BUILD_INFO: IntGaugeVec = register_int_gauge_vec!(
 
 /// Forces registration of every metric so the first scrape shows them all.
 pub fn init() {
-    BUILD_INFO
-        .with_label_values(&[env!("CARGO_PKG_VERSION")])
-        .set(1);
+    BUILD_INFO.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
     for m in [&*INFLIGHT_STREAMS, &*INFLIGHT_RUNS, &*GATEWAY_CONNECTED] {
         m.set(0);
     }

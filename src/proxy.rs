@@ -14,6 +14,8 @@ use crate::chat::{self, ChatLog, ChatService};
 use crate::metrics;
 
 pub struct Clawbridge {
+    /// Counts requests in flight so a drain can end early when idle.
+    pub drain: Arc<crate::drain::Drain>,
     /// `None` when the endpoint is disabled: the route is passed through.
     pub chat: Option<Arc<ChatService>>,
     pub upstream: String,
@@ -31,6 +33,7 @@ pub struct Ctx {
     route: Route,
     started: Instant,
     chat: ChatLog,
+    _inflight: crate::drain::InFlight,
 }
 
 #[async_trait]
@@ -38,11 +41,7 @@ impl ProxyHttp for Clawbridge {
     type CTX = Ctx;
 
     fn new_ctx(&self) -> Ctx {
-        Ctx {
-            route: Route::Http,
-            started: Instant::now(),
-            chat: ChatLog::default(),
-        }
+        Ctx { route: Route::Http, started: Instant::now(), _inflight: self.drain.track(), chat: ChatLog::default() }
     }
 
     /// Runs first for every request. `Ok(true)` means the chat route wrote
@@ -64,19 +63,12 @@ impl ProxyHttp for Clawbridge {
 
     /// Every forwarded request goes to the one gateway, over plain HTTP.
     async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        Ok(Box::new(HttpPeer::new(
-            self.upstream.as_str(),
-            false,
-            String::new(),
-        )))
+        Ok(Box::new(HttpPeer::new(self.upstream.as_str(), false, String::new())))
     }
 
     /// Runs last: one access-log line and the request metrics.
     async fn logging(&self, session: &mut Session, error: Option<&pingora::Error>, ctx: &mut Ctx) {
-        let status = session
-            .response_written()
-            .map(|r| r.status.as_u16())
-            .unwrap_or(0);
+        let status = session.response_written().map(|r| r.status.as_u16()).unwrap_or(0);
         let method = session.req_header().method.as_str().to_owned();
         let elapsed = ctx.started.elapsed();
         match ctx.route {
@@ -88,9 +80,7 @@ impl ProxyHttp for Clawbridge {
                 metrics::CHAT_REQUESTS
                     .with_label_values(&[log.outcome, metrics::status_class(status), agent, stream])
                     .inc();
-                metrics::CHAT_DURATION
-                    .with_label_values(&[log.outcome, stream])
-                    .observe(elapsed.as_secs_f64());
+                metrics::CHAT_DURATION.with_label_values(&[log.outcome, stream]).observe(elapsed.as_secs_f64());
                 tracing::info!(
                     target: "access",
                     method,
@@ -106,16 +96,8 @@ impl ProxyHttp for Clawbridge {
                 );
             }
             Route::Http | Route::WebSocket => {
-                let kind = if ctx.route == Route::WebSocket {
-                    "websocket"
-                } else {
-                    "http"
-                };
-                let class = if status == 0 {
-                    "error"
-                } else {
-                    metrics::status_class(status)
-                };
+                let kind = if ctx.route == Route::WebSocket { "websocket" } else { "http" };
+                let class = if status == 0 { "error" } else { metrics::status_class(status) };
                 metrics::PASSTHROUGH.with_label_values(&[kind, class]).inc();
                 tracing::info!(
                     target: "access",

@@ -36,22 +36,11 @@ pub fn build(cfg: &Config) -> Result<Server, Box<pingora::Error>> {
     let drain = Arc::new(Drain::default());
     let (chat, gateway) = if cfg.chat_enabled() {
         let (gw, driver) = gateway::channel(gateway_settings(cfg));
-        server.add_service(background_service(
-            "gateway link",
-            GatewayTask(Mutex::new(Some(driver))),
-        ));
-        let auth = Authenticator::new(
-            cfg.gateway.auth_mode,
-            cfg.gateway.secret.clone(),
-            cfg.gateway.rate_limit.clone(),
-        );
-        let svc = ChatService::new(
-            gw.clone(),
-            auth,
-            cfg.limits.clone(),
-            drain.clone(),
-            cfg.gateway.trusted_proxies.clone(),
-        );
+        server.add_service(background_service("gateway link", GatewayTask(Mutex::new(Some(driver)))));
+        let auth =
+            Authenticator::new(cfg.gateway.auth_mode, cfg.gateway.secret.clone(), cfg.gateway.rate_limit.clone());
+        let svc =
+            ChatService::new(gw.clone(), auth, cfg.limits.clone(), drain.clone(), cfg.gateway.trusted_proxies.clone());
         (Some(Arc::new(svc)), Some(gw))
     } else {
         (None, None)
@@ -59,31 +48,17 @@ pub fn build(cfg: &Config) -> Result<Server, Box<pingora::Error>> {
 
     let mut proxy = pingora::proxy::http_proxy_service(
         &server.configuration,
-        Clawbridge {
-            chat,
-            upstream: cfg.upstream.clone(),
-        },
+        Clawbridge { drain: drain.clone(), chat, upstream: cfg.upstream.clone() },
     );
     proxy.add_tcp(&cfg.listen.to_string());
     server.add_service(proxy);
 
-    let mut admin = Service::new(
-        "admin".to_string(),
-        HttpServer::new_app(Admin {
-            gateway,
-            drain: drain.clone(),
-        }),
-    );
+    let mut admin = Service::new("admin".to_string(), HttpServer::new_app(Admin { gateway, drain: drain.clone() }));
     admin.add_tcp(&cfg.admin_listen.to_string());
     server.add_service(admin);
 
-    let budget = cfg
-        .grace_period
-        .saturating_sub(std::time::Duration::from_secs(DRAIN_MARGIN_SECS));
-    server.add_service(background_service(
-        "drain watcher",
-        DrainWatcher { drain, budget },
-    ));
+    let budget = cfg.grace_period.saturating_sub(std::time::Duration::from_secs(DRAIN_MARGIN_SECS));
+    server.add_service(background_service("drain watcher", DrainWatcher { drain, budget }));
     Ok(server)
 }
 
@@ -96,11 +71,7 @@ fn gateway_settings(cfg: &Config) -> GatewaySettings {
     GatewaySettings {
         upstream: cfg.upstream.clone(),
         secret_kind,
-        secret: cfg
-            .gateway
-            .secret
-            .clone()
-            .unwrap_or_else(|| crate::config::Secret::new(String::new())),
+        secret: cfg.gateway.secret.clone().unwrap_or_else(|| crate::config::Secret::new(String::new())),
         handshake_timeout: cfg.limits.handshake_timeout,
         max_frame_bytes: cfg.limits.max_frame_bytes,
         reconnect_min: std::time::Duration::from_millis(100),
@@ -135,11 +106,17 @@ struct DrainWatcher {
 impl BackgroundService for DrainWatcher {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         if shutdown.changed().await.is_ok() {
-            tracing::info!(
-                budget_secs = self.budget.as_secs(),
-                "shutdown: readiness off, draining open streams"
-            );
+            tracing::info!(budget_secs = self.budget.as_secs(), "shutdown: readiness off, draining open streams");
             self.drain.begin(self.budget);
+            // Pingora would idle out the whole grace period; leave as soon
+            // as nothing is in flight (listeners are already closed).
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                if self.drain.inflight() == 0 {
+                    tracing::info!("drained: no request in flight, exiting");
+                    std::process::exit(0);
+                }
+            }
         }
     }
 }

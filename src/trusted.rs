@@ -18,11 +18,7 @@ impl TrustedProxies {
             let ip: IpAddr = ip.parse().map_err(|_| entry.to_string())?;
             let max = if ip.is_ipv4() { 32 } else { 128 };
             let bits = match bits {
-                Some(b) => b
-                    .parse::<u8>()
-                    .ok()
-                    .filter(|b| *b <= max)
-                    .ok_or_else(|| entry.to_string())?,
+                Some(b) => b.parse::<u8>().ok().filter(|b| *b <= max).ok_or_else(|| entry.to_string())?,
                 None => max,
             };
             out.push((ip, bits));
@@ -63,10 +59,7 @@ mod tests {
         assert!(t.contains("192.168.1.7".parse().unwrap()));
         assert!(!t.contains("192.168.1.8".parse().unwrap()));
         assert!(t.contains("fd12::1".parse().unwrap()));
-        assert!(
-            t.contains("::ffff:10.1.1.1".parse().unwrap()),
-            "v4-mapped v6 peers match v4 ranges"
-        );
+        assert!(t.contains("::ffff:10.1.1.1".parse().unwrap()), "v4-mapped v6 peers match v4 ranges");
         assert!(!TrustedProxies::default().contains("127.0.0.1".parse().unwrap()));
         assert_eq!(TrustedProxies::parse(["nope"]).unwrap_err(), "nope");
         assert!(TrustedProxies::parse(["10.0.0.0/33"]).is_err());

@@ -22,15 +22,10 @@ async fn stream_has_the_gateway_shape() {
     body["stream_options"] = json!({"include_usage": true});
     let resp = post_chat(&bridge, &body).await;
     assert_eq!(resp.status(), 200);
-    assert_eq!(
-        resp.headers()["content-type"],
-        "text/event-stream; charset=utf-8"
-    );
+    assert_eq!(resp.headers()["content-type"], "text/event-stream; charset=utf-8");
     assert_eq!(resp.headers()["cache-control"], "no-cache");
     let events = parse_sse(&resp.text().await.unwrap());
-    let Sse::Json(first) = &events[0] else {
-        panic!("first event {:?}", events[0])
-    };
+    let Sse::Json(first) = &events[0] else { panic!("first event {:?}", events[0]) };
     assert_eq!(first["choices"][0]["delta"], json!({"role": "assistant"}));
     assert_eq!(first["model"], "openclaw/main", "model echoed as sent");
     let id = first["id"].as_str().unwrap().to_string();
@@ -38,22 +33,13 @@ async fn stream_has_the_gateway_shape() {
     assert_eq!(content_of(&events), "Hello!");
     let n = events.len();
     assert_eq!(events[n - 1], Sse::Done);
-    let Sse::Json(usage) = &events[n - 2] else {
-        panic!()
-    };
+    let Sse::Json(usage) = &events[n - 2] else { panic!() };
     assert_eq!(usage["choices"], json!([]));
     assert!(usage["usage"]["total_tokens"].as_u64().unwrap() > 0);
-    let Sse::Json(fin) = &events[n - 3] else {
-        panic!()
-    };
-    assert_eq!(
-        fin["choices"][0],
-        json!({"index": 0, "delta": {}, "finish_reason": "stop"})
-    );
+    let Sse::Json(fin) = &events[n - 3] else { panic!() };
+    assert_eq!(fin["choices"][0], json!({"index": 0, "delta": {}, "finish_reason": "stop"}));
     for e in &events[..n - 1] {
-        let Sse::Json(v) = e else {
-            panic!("unexpected {e:?}")
-        };
+        let Sse::Json(v) = e else { panic!("unexpected {e:?}") };
         assert_eq!(v["id"], id.as_str());
     }
     let agent = gw
@@ -62,18 +48,11 @@ async fn stream_has_the_gateway_shape() {
         .find(|r| r["method"] == "agent")
         .expect("an agent request reached the gateway");
     let p = &agent["params"];
-    assert_eq!(
-        p["idempotencyKey"],
-        id.as_str(),
-        "the run id is the completion id"
-    );
+    assert_eq!(p["idempotencyKey"], id.as_str(), "the run id is the completion id");
     assert_eq!(p["message"], "hi");
     assert_eq!(p["agentId"], "main");
     assert_eq!(p["deliver"], false);
-    assert!(p["sessionKey"]
-        .as_str()
-        .unwrap()
-        .starts_with("agent:main:openai:"));
+    assert!(p["sessionKey"].as_str().unwrap().starts_with("agent:main:openai:"));
 }
 
 /// A non-streamed completion is one JSON body with the joined text and usage.
@@ -84,17 +63,11 @@ async fn non_stream_returns_one_completion() {
     let bridge = BridgeOpts::new(gw.addr()).start().await;
     let resp = post_chat(&bridge, &chat_body(false, "hi")).await;
     assert_eq!(resp.status(), 200);
-    assert_eq!(
-        resp.headers()["content-type"],
-        "application/json; charset=utf-8"
-    );
+    assert_eq!(resp.headers()["content-type"], "application/json; charset=utf-8");
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["object"], "chat.completion");
     assert_eq!(v["model"], "openclaw");
-    assert_eq!(
-        v["choices"][0]["message"],
-        json!({"role": "assistant", "content": "Hello, world!"})
-    );
+    assert_eq!(v["choices"][0]["message"], json!({"role": "assistant", "content": "Hello, world!"}));
     assert_eq!(v["choices"][0]["finish_reason"], "stop");
     assert_eq!(v["usage"]["completion_tokens"], 2);
 }
@@ -104,12 +77,8 @@ async fn non_stream_returns_one_completion() {
 async fn every_assistant_event_form_streams_the_same_text() {
     let gw = gateway().await;
     let bridge = BridgeOpts::new(gw.addr()).start().await;
-    for form in [
-        AssistantForm::Full,
-        AssistantForm::DeltaOnly,
-        AssistantForm::TextOnly,
-        AssistantForm::ReplaceThenText,
-    ] {
+    for form in [AssistantForm::Full, AssistantForm::DeltaOnly, AssistantForm::TextOnly, AssistantForm::ReplaceThenText]
+    {
         gw.set(|b| {
             b.reply = Some(vec!["one ".into(), "two ".into(), "three".into()]);
             b.assistant_form = form;
@@ -117,17 +86,12 @@ async fn every_assistant_event_form_streams_the_same_text() {
         let resp = post_chat(&bridge, &chat_body(true, "hi")).await;
         let events = parse_sse(&resp.text().await.unwrap());
         assert_eq!(events.last(), Some(&Sse::Done), "{form:?}");
-        let errors: Vec<&Sse> = events
-            .iter()
-            .filter(|e| matches!(e, Sse::Json(v) if v.get("error").is_some()))
-            .collect();
+        let errors: Vec<&Sse> =
+            events.iter().filter(|e| matches!(e, Sse::Json(v) if v.get("error").is_some())).collect();
         if form == AssistantForm::ReplaceThenText {
             // A revision of text the client already has cannot be streamed
             // append-only: the built-in ends such a stream with an error too.
-            assert!(
-                content_of(&events).starts_with("one"),
-                "{form:?}: {events:?}"
-            );
+            assert!(content_of(&events).starts_with("one"), "{form:?}: {events:?}");
         } else {
             assert!(errors.is_empty(), "{form:?}: {errors:?}");
             assert_eq!(content_of(&events), "one two three", "{form:?}");
@@ -146,19 +110,11 @@ async fn session_routing() {
     post_chat(&bridge, &with_user).await;
     with_user["messages"][0]["content"] = json!("second");
     post_chat(&bridge, &with_user).await;
-    assert_eq!(
-        gw.session_messages("agent:main:openai-user:alice"),
-        ["first", "second"]
-    );
+    assert_eq!(gw.session_messages("agent:main:openai-user:alice"), ["first", "second"]);
 
     post_chat(&bridge, &chat_body(false, "anon")).await;
     post_chat(&bridge, &chat_body(false, "anon")).await;
-    let anon: Vec<String> = gw
-        .sessions()
-        .into_iter()
-        .filter(|(_, m)| m == &["anon"])
-        .map(|(k, _)| k)
-        .collect();
+    let anon: Vec<String> = gw.sessions().into_iter().filter(|(_, m)| m == &["anon"]).map(|(k, _)| k).collect();
     assert_eq!(anon.len(), 2, "two fresh sessions: {anon:?}");
 
     let resp = client()
@@ -171,23 +127,13 @@ async fn session_routing() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(gw.session_messages("agent:main:my-thread"), ["keyed"]);
-    let agent = gw
-        .received_requests()
-        .into_iter()
-        .rfind(|r| r["method"] == "agent")
-        .unwrap();
-    assert!(
-        agent["params"].get("agentId").is_none(),
-        "explicit keys run without agentId, as in the built-in"
-    );
+    let agent = gw.received_requests().into_iter().rfind(|r| r["method"] == "agent").unwrap();
+    assert!(agent["params"].get("agentId").is_none(), "explicit keys run without agentId, as in the built-in");
 }
 
 async fn expect_error(resp: reqwest::Response, status: u16, message: &str, kind: &str) {
     assert_eq!(resp.status().as_u16(), status, "status");
-    assert_eq!(
-        resp.headers()["content-type"],
-        "application/json; charset=utf-8"
-    );
+    assert_eq!(resp.headers()["content-type"], "application/json; charset=utf-8");
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v, json!({"error": {"message": message, "type": kind}}));
 }
@@ -196,36 +142,17 @@ async fn expect_error(resp: reqwest::Response, status: u16, message: &str, kind:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_statuses_match_the_gateway() {
     let gw = gateway().await;
-    let bridge = BridgeOpts::new(gw.addr())
-        .env("CLAWBRIDGE_MAX_BODY_BYTES", "4096")
-        .start()
-        .await;
+    let bridge = BridgeOpts::new(gw.addr()).env("CLAWBRIDGE_MAX_BODY_BYTES", "4096").start().await;
     let c = client();
 
-    let r = c
-        .get(bridge.chat_url())
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let r = c.get(bridge.chat_url()).bearer_auth(TOKEN).send().await.unwrap();
     assert_eq!(r.status(), 405);
     assert_eq!(r.headers()["allow"], "POST");
     assert_eq!(r.text().await.unwrap(), "Method Not Allowed");
 
-    let r = c
-        .post(bridge.chat_url())
-        .bearer_auth("wrong")
-        .json(&chat_body(false, "hi"))
-        .send()
-        .await
-        .unwrap();
+    let r = c.post(bridge.chat_url()).bearer_auth("wrong").json(&chat_body(false, "hi")).send().await.unwrap();
     expect_error(r, 401, "Unauthorized", "unauthorized").await;
-    let r = c
-        .post(bridge.chat_url())
-        .json(&chat_body(false, "hi"))
-        .send()
-        .await
-        .unwrap();
+    let r = c.post(bridge.chat_url()).json(&chat_body(false, "hi")).send().await.unwrap();
     expect_error(r, 401, "Unauthorized", "unauthorized").await;
     let r = c
         .post(bridge.chat_url())
@@ -236,12 +163,7 @@ async fn error_statuses_match_the_gateway() {
         .unwrap();
     assert_eq!(r.status(), 200, "scheme is case-insensitive");
 
-    let post = |body: &'static str| {
-        c.post(bridge.chat_url())
-            .bearer_auth(TOKEN)
-            .body(body)
-            .send()
-    };
+    let post = |body: &'static str| c.post(bridge.chat_url()).bearer_auth(TOKEN).body(body).send();
     expect_error(
         post(r#"{"model":"openclaw","messages":["#).await.unwrap(),
         400,
@@ -249,44 +171,30 @@ async fn error_statuses_match_the_gateway() {
         "invalid_request_error",
     )
     .await;
+    expect_error(post("").await.unwrap(), 400, "Missing user message in `messages`.", "invalid_request_error").await;
     expect_error(
-        post("").await.unwrap(),
+        post(r#"{"messages":[{"role":"system","content":"x"}]}"#).await.unwrap(),
         400,
         "Missing user message in `messages`.",
         "invalid_request_error",
     )
     .await;
     expect_error(
-        post(r#"{"messages":[{"role":"system","content":"x"}]}"#)
-            .await
-            .unwrap(),
-        400,
-        "Missing user message in `messages`.",
-        "invalid_request_error",
-    )
-    .await;
-    expect_error(
-        post(r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}"#)
-            .await
-            .unwrap(),
+        post(r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}"#).await.unwrap(),
         400,
         "Invalid `model`. Use `openclaw` or `openclaw/<agentId>`.",
         "invalid_request_error",
     )
     .await;
     expect_error(
-        post(r#"{"temperature":5,"messages":[{"role":"user","content":"hi"}]}"#)
-            .await
-            .unwrap(),
+        post(r#"{"temperature":5,"messages":[{"role":"user","content":"hi"}]}"#).await.unwrap(),
         400,
         "`temperature` must be between 0 and 2.",
         "invalid_request_error",
     )
     .await;
     expect_error(
-        post(r#"{"model":"openclaw/nosuch","messages":[{"role":"user","content":"hi"}]}"#)
-            .await
-            .unwrap(),
+        post(r#"{"model":"openclaw/nosuch","messages":[{"role":"user","content":"hi"}]}"#).await.unwrap(),
         400,
         "Unknown agent 'nosuch'.",
         "invalid_request_error",
@@ -307,18 +215,14 @@ async fn error_statuses_match_the_gateway() {
         "invalid_request_error",
     )
     .await;
-    let r = c
-        .post(bridge.chat_url())
-        .bearer_auth(TOKEN)
-        .body(vec![b' '; 5000])
-        .send()
-        .await
-        .unwrap();
+    let r = c.post(bridge.chat_url()).bearer_auth(TOKEN).body(vec![b' '; 5000]).send().await.unwrap();
     expect_error(r, 413, "Payload too large", "invalid_request_error").await;
     let r = c
         .post(bridge.chat_url())
         .bearer_auth(TOKEN)
-        .json(&json!({"tools":[{"type":"function","function":{"name":"f"}}],"messages":[{"role":"user","content":"hi"}]}))
+        .json(
+            &json!({"tools":[{"type":"function","function":{"name":"f"}}],"messages":[{"role":"user","content":"hi"}]}),
+        )
         .send()
         .await
         .unwrap();
@@ -340,15 +244,8 @@ async fn error_statuses_match_the_gateway() {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        r.status(),
-        200,
-        "the gateway parses any content type as JSON"
-    );
-    assert!(
-        !bridge.logs().contains(TOKEN),
-        "the token never reaches the logs"
-    );
+    assert_eq!(r.status(), 200, "the gateway parses any content type as JSON");
+    assert!(!bridge.logs().contains(TOKEN), "the token never reaches the logs");
 }
 
 /// Silent runs get `: ping` comments, so load balancers keep the stream.
@@ -359,16 +256,10 @@ async fn silent_streams_get_keepalive_comments() {
         b.reply = Some(vec!["late".into()]);
         b.first_event_delay = Duration::from_millis(2300);
     });
-    let bridge = BridgeOpts::new(gw.addr())
-        .env("CLAWBRIDGE_SSE_KEEPALIVE_SECS", "1")
-        .start()
-        .await;
+    let bridge = BridgeOpts::new(gw.addr()).env("CLAWBRIDGE_SSE_KEEPALIVE_SECS", "1").start().await;
     let resp = post_chat(&bridge, &chat_body(true, "hi")).await;
     let events = parse_sse(&resp.text().await.unwrap());
-    let pings = events
-        .iter()
-        .filter(|e| **e == Sse::Comment("ping".into()))
-        .count();
+    let pings = events.iter().filter(|e| **e == Sse::Comment("ping".into())).count();
     assert!(pings >= 2, "expected keep-alive comments, got {events:?}");
     assert_eq!(content_of(&events), "late");
     assert_eq!(events.last(), Some(&Sse::Done));
@@ -381,43 +272,19 @@ async fn upstream_failures_are_reported() {
     let gw = gateway().await;
     let bridge = BridgeOpts::new(gw.addr()).start().await;
     gw.set(|b| b.mode = Mode::Upstream400);
-    let events = parse_sse(
-        &post_chat(&bridge, &chat_body(true, "hi"))
-            .await
-            .text()
-            .await
-            .unwrap(),
-    );
+    let events = parse_sse(&post_chat(&bridge, &chat_body(true, "hi")).await.text().await.unwrap());
     assert_eq!(events.last(), Some(&Sse::Done));
-    let Sse::Json(err) = &events[events.len() - 2] else {
-        panic!("{events:?}")
-    };
+    let Sse::Json(err) = &events[events.len() - 2] else { panic!("{events:?}") };
     assert_eq!(err["error"]["type"], "invalid_request_error", "{err}");
-    assert!(!events
-        .iter()
-        .any(|e| matches!(e, Sse::Json(v) if v["choices"][0]["finish_reason"] == "stop")));
+    assert!(!events.iter().any(|e| matches!(e, Sse::Json(v) if v["choices"][0]["finish_reason"] == "stop")));
     let r = post_chat(&bridge, &chat_body(false, "hi")).await;
     assert_eq!(r.status(), 400);
 
     gw.set(|b| b.mode = Mode::Upstream500);
-    let events = parse_sse(
-        &post_chat(&bridge, &chat_body(true, "hi"))
-            .await
-            .text()
-            .await
-            .unwrap(),
-    );
-    let Sse::Json(err) = &events[events.len() - 2] else {
-        panic!("{events:?}")
-    };
-    assert_eq!(
-        err["error"],
-        json!({"message": "upstream provider error", "type": "api_error"})
-    );
+    let events = parse_sse(&post_chat(&bridge, &chat_body(true, "hi")).await.text().await.unwrap());
+    let Sse::Json(err) = &events[events.len() - 2] else { panic!("{events:?}") };
+    assert_eq!(err["error"], json!({"message": "upstream provider error", "type": "api_error"}));
     let r = post_chat(&bridge, &chat_body(false, "hi")).await;
     assert_eq!(r.status(), 502);
-    assert_eq!(
-        r.json::<Value>().await.unwrap()["error"]["message"],
-        "upstream provider error"
-    );
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["message"], "upstream provider error");
 }

@@ -33,19 +33,10 @@ async fn http_passes_through_unchanged() {
     assert_eq!(v["query"], "q=1&x=%20y");
     assert_eq!(v["body"], "raw body \u{1F980}");
     let headers: Vec<(String, String)> = serde_json::from_value(v["headers"].clone()).unwrap();
-    let get = |k: &str| {
-        headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(k))
-            .map(|(_, v)| v.as_str())
-    };
+    let get = |k: &str| headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(k)).map(|(_, v)| v.as_str());
     assert_eq!(get("x-custom"), Some("A b"));
     assert_eq!(get("authorization"), Some("Bearer something-else"));
-    assert_eq!(
-        get("host"),
-        Some(bridge.addr.to_string().as_str()),
-        "Host is kept"
-    );
+    assert_eq!(get("host"), Some(bridge.addr.to_string().as_str()), "Host is kept");
     for added in ["x-forwarded-for", "forwarded", "x-real-ip", "via"] {
         assert_eq!(get(added), None, "{added} must not be added");
     }
@@ -63,27 +54,19 @@ async fn websocket_clients_pass_through() {
     let gw = gateway().await;
     gw.set(|b| b.reply = Some(vec!["Hi".into(), " there".into()]));
     let bridge = BridgeOpts::new(gw.addr()).start().await;
-    let (mut ws, resp) = tokio_tungstenite::connect_async(format!("ws://{}/", bridge.addr))
-        .await
-        .unwrap();
+    let (mut ws, resp) = tokio_tungstenite::connect_async(format!("ws://{}/", bridge.addr)).await.unwrap();
     assert_eq!(resp.status(), 101);
     let connect = json!({"type":"req","id":"c1","method":"connect","params":{
         "minProtocol":4,"maxProtocol":4,
         "client":{"id":"gateway-client","version":"0.0.1","platform":"linux","mode":"backend"},
         "role":"operator","scopes":["operator.read","operator.write"],"auth":{"token":TOKEN}}});
-    ws.send(Message::Text(connect.to_string().into()))
-        .await
-        .unwrap();
+    ws.send(Message::Text(connect.to_string().into())).await.unwrap();
     let agent = json!({"type":"req","id":"a1","method":"agent","params":{"message":"hello","agentId":"main","idempotencyKey":"idem-ws-1"}});
     let mut sent_agent = false;
     let mut text = String::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let msg = tokio::time::timeout_at(deadline, ws.next())
-            .await
-            .expect("frames in time")
-            .unwrap()
-            .unwrap();
+        let msg = tokio::time::timeout_at(deadline, ws.next()).await.expect("frames in time").unwrap().unwrap();
         let Message::Text(t) = msg else { continue };
         let f: Value = serde_json::from_str(&t).unwrap();
         if f["id"] == "c1" {
@@ -93,15 +76,10 @@ async fn websocket_clients_pass_through() {
                 json!(["operator.read", "operator.write"]),
                 "scopes kept through the proxy"
             );
-            ws.send(Message::Text(agent.to_string().into()))
-                .await
-                .unwrap();
+            ws.send(Message::Text(agent.to_string().into())).await.unwrap();
             sent_agent = true;
         }
-        if f["event"] == "agent"
-            && f["payload"]["stream"] == "assistant"
-            && f["payload"]["runId"] == "idem-ws-1"
-        {
+        if f["event"] == "agent" && f["payload"]["stream"] == "assistant" && f["payload"]["runId"] == "idem-ws-1" {
             text.push_str(f["payload"]["data"]["delta"].as_str().unwrap_or(""));
         }
         if f["id"] == "a1" && f["payload"]["status"] == "ok" {
@@ -117,21 +95,12 @@ async fn websocket_clients_pass_through() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disabled_endpoint_is_passed_through() {
     let gw = gateway().await;
-    let bridge = BridgeOpts::new(gw.addr())
-        .gateway_config("{ gateway: { auth: { token: 'test-token' } } }")
-        .start()
-        .await;
+    let bridge =
+        BridgeOpts::new(gw.addr()).gateway_config("{ gateway: { auth: { token: 'test-token' } } }").start().await;
     let r = post_chat(&bridge, &chat_body(false, "hi")).await;
     assert_eq!(r.status(), 404, "the demo gateway has no built-in endpoint");
-    assert!(gw
-        .received_requests()
-        .iter()
-        .all(|r| r["method"] != "agent"));
-    let r = client()
-        .get(bridge.admin_url("/readyz"))
-        .send()
-        .await
-        .unwrap();
+    assert!(gw.received_requests().iter().all(|r| r["method"] != "agent"));
+    let r = client().get(bridge.admin_url("/readyz")).send().await.unwrap();
     assert_eq!(r.status(), 200, "passthrough-only is ready without a link");
 
     let forced = BridgeOpts::new(gw.addr())
@@ -139,11 +108,7 @@ async fn disabled_endpoint_is_passed_through() {
         .env("CLAWBRIDGE_CHAT_COMPLETIONS", "on")
         .start()
         .await;
-    assert_eq!(
-        post_chat(&forced, &chat_body(false, "hi")).await.status(),
-        200,
-        "forced on"
-    );
+    assert_eq!(post_chat(&forced, &chat_body(false, "hi")).await.status(), 200, "forced on");
 }
 
 /// The admin listener: health, readiness and Prometheus metrics.
@@ -151,17 +116,9 @@ async fn disabled_endpoint_is_passed_through() {
 async fn admin_listener() {
     let gw = gateway().await;
     let bridge = BridgeOpts::new(gw.addr()).start().await;
-    post_chat(&bridge, &chat_body(true, "hi"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    post_chat(&bridge, &chat_body(true, "hi")).await.text().await.unwrap();
     client().get(bridge.url("/healthz")).send().await.unwrap();
-    let r = client()
-        .get(bridge.admin_url("/healthz"))
-        .send()
-        .await
-        .unwrap();
+    let r = client().get(bridge.admin_url("/healthz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let m = bridge.metrics().await;
     for needle in [

@@ -31,10 +31,7 @@ fn raw_stream_request(bridge: &Bridge, stream: bool) -> TcpStream {
 async fn client_disconnect_aborts_the_run() {
     let gw = gateway().await;
     let bridge = BridgeOpts::new(gw.addr()).start().await;
-    for (case, stream, mode) in [
-        ("before first token", true, Mode::Hang),
-        ("non-stream wait", false, Mode::Hang),
-    ] {
+    for (case, stream, mode) in [("before first token", true, Mode::Hang), ("non-stream wait", false, Mode::Hang)] {
         gw.set(|b| b.mode = mode);
         let before = gw.aborts().len();
         let mut s = raw_stream_request(&bridge, stream);
@@ -42,21 +39,12 @@ async fn client_disconnect_aborts_the_run() {
         if stream {
             let mut buf = [0u8; 512];
             let n = s.read(&mut buf).unwrap();
-            assert!(
-                String::from_utf8_lossy(&buf[..n]).contains("200 OK"),
-                "{case}"
-            );
+            assert!(String::from_utf8_lossy(&buf[..n]).contains("200 OK"), "{case}");
         }
         let dropped = Instant::now();
         drop(s);
-        eventually(case, Duration::from_millis(500), || {
-            gw.aborts().len() > before
-        })
-        .await;
-        assert!(
-            dropped.elapsed() < Duration::from_millis(500),
-            "{case}: abort within 500 ms"
-        );
+        eventually(case, Duration::from_millis(500), || gw.aborts().len() > before).await;
+        assert!(dropped.elapsed() < Duration::from_millis(500), "{case}: abort within 500 ms");
         eventually(case, Duration::from_secs(2), || gw.runs_in_flight() == 0).await;
     }
     // Mid-stream: slow deltas, read one content chunk, hang up.
@@ -75,14 +63,8 @@ async fn client_disconnect_aborts_the_run() {
         seen.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
     drop(s);
-    eventually("mid-stream abort", Duration::from_millis(500), || {
-        gw.aborts().len() > before
-    })
-    .await;
-    eventually("run table empty", Duration::from_secs(2), || {
-        gw.runs_in_flight() == 0
-    })
-    .await;
+    eventually("mid-stream abort", Duration::from_millis(500), || gw.aborts().len() > before).await;
+    eventually("run table empty", Duration::from_secs(2), || gw.runs_in_flight() == 0).await;
     let m = bridge.metrics().await;
     assert!(m.contains("clawbridge_gateway_aborts_sent_total 3"), "{m}");
 }
@@ -96,11 +78,7 @@ async fn gateway_down_is_an_immediate_503() {
     assert!(!bridge.ready().await);
     let start = Instant::now();
     let r = post_chat(&bridge, &chat_body(false, "hi")).await;
-    assert!(
-        start.elapsed() < Duration::from_millis(500),
-        "took {:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() < Duration::from_millis(500), "took {:?}", start.elapsed());
     assert_eq!(r.status(), 503);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["type"], "api_error");
@@ -121,18 +99,12 @@ async fn gateway_restart_mid_stream() {
     let bridge = BridgeOpts::new(addr).start().await;
     let resp = post_chat(&bridge, &chat_body(true, "hi")).await;
     let reader = tokio::spawn(async move { resp.text().await.unwrap() });
-    eventually("run started", Duration::from_secs(5), || {
-        gw.runs_in_flight() == 1
-    })
-    .await;
+    eventually("run started", Duration::from_secs(5), || gw.runs_in_flight() == 1).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let killed = Instant::now();
     gw.shutdown().await;
     drop(gw);
-    let body = tokio::time::timeout(Duration::from_secs(1), reader)
-        .await
-        .expect("stream ended within 1 s")
-        .unwrap();
+    let body = tokio::time::timeout(Duration::from_secs(1), reader).await.expect("stream ended within 1 s").unwrap();
     let events = parse_sse(&body);
     assert_eq!(events.last(), Some(&Sse::Done));
     assert!(
@@ -144,19 +116,10 @@ async fn gateway_restart_mid_stream() {
     assert_eq!(r.status(), 503, "down gateway: immediate 503");
     eventually_ready(&bridge, false).await;
 
-    let gw = demo_gateway::DemoGateway::builder()
-        .token(TOKEN)
-        .bind(addr.to_string())
-        .start()
-        .await
-        .unwrap();
+    let gw = demo_gateway::DemoGateway::builder().token(TOKEN).bind(addr.to_string()).start().await.unwrap();
     let back = Instant::now();
     eventually_ready(&bridge, true).await;
-    assert!(
-        back.elapsed() < Duration::from_secs(2),
-        "reconnected in {:?}",
-        back.elapsed()
-    );
+    assert!(back.elapsed() < Duration::from_secs(2), "reconnected in {:?}", back.elapsed());
     let r = post_chat(&bridge, &chat_body(false, "again")).await;
     assert_eq!(r.status(), 200);
     drop(gw);
@@ -178,17 +141,10 @@ async fn eventually_ready(bridge: &Bridge, want: bool) {
 /// clean 503 rather than a hang.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_handshakes_never_hang_requests() {
-    for (mode, needle) in [
-        (HandshakeMode::NeverAnswer, "timed out"),
-        (HandshakeMode::ClearScopes, "operator.write"),
-    ] {
+    for (mode, needle) in [(HandshakeMode::NeverAnswer, "timed out"), (HandshakeMode::ClearScopes, "operator.write")] {
         let gw = gateway().await;
         gw.set(|b| b.handshake = mode);
-        let bridge = BridgeOpts::new(gw.addr())
-            .env("CLAWBRIDGE_HANDSHAKE_TIMEOUT_MS", "300")
-            .no_wait()
-            .start()
-            .await;
+        let bridge = BridgeOpts::new(gw.addr()).env("CLAWBRIDGE_HANDSHAKE_TIMEOUT_MS", "300").no_wait().start().await;
         let start = Instant::now();
         let r = post_chat(&bridge, &chat_body(false, "hi")).await;
         assert_eq!(r.status(), 503, "{mode:?}");
@@ -198,11 +154,7 @@ async fn bad_handshakes_never_hang_requests() {
         while !bridge.logs().contains(needle) && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert!(
-            bridge.logs().contains(needle),
-            "{mode:?}: logs say why:\n{}",
-            bridge.logs()
-        );
+        assert!(bridge.logs().contains(needle), "{mode:?}: logs say why:\n{}", bridge.logs());
     }
 }
 
@@ -216,19 +168,10 @@ async fn malformed_gateway_frames_are_dropped() {
         b.reply = Some(vec!["ok".into()]);
     });
     let bridge = BridgeOpts::new(gw.addr()).start().await;
-    let events = parse_sse(
-        &post_chat(&bridge, &chat_body(true, "hi"))
-            .await
-            .text()
-            .await
-            .unwrap(),
-    );
+    let events = parse_sse(&post_chat(&bridge, &chat_body(true, "hi")).await.text().await.unwrap());
     assert_eq!(content_of(&events), "ok");
     let m = bridge.metrics().await;
-    assert!(
-        m.contains("clawbridge_gateway_frames_dropped_total{reason=\"malformed\"} 1"),
-        "{m}"
-    );
+    assert!(m.contains("clawbridge_gateway_frames_dropped_total{reason=\"malformed\"} 1"), "{m}");
 }
 
 /// SIGTERM: readiness fails first, an open slow stream still completes, and
@@ -240,34 +183,18 @@ async fn sigterm_drains_open_streams() {
         b.reply = Some((0..10).map(|i| format!("w{i} ")).collect());
         b.delta_delay = Duration::from_millis(100);
     });
-    let mut bridge = BridgeOpts::new(gw.addr())
-        .env("CLAWBRIDGE_GRACE_PERIOD_SECS", "5")
-        .start()
-        .await;
+    let mut bridge = BridgeOpts::new(gw.addr()).env("CLAWBRIDGE_GRACE_PERIOD_SECS", "5").start().await;
     let resp = post_chat(&bridge, &chat_body(true, "hi")).await;
     let reader = tokio::spawn(async move { resp.text().await.unwrap() });
-    eventually("run started", Duration::from_secs(5), || {
-        gw.runs_in_flight() == 1
-    })
-    .await;
+    eventually("run started", Duration::from_secs(5), || gw.runs_in_flight() == 1).await;
     let pid = bridge.pid().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     eventually_ready(&bridge, false).await;
     let body = reader.await.unwrap();
     let events = parse_sse(&body);
-    assert_eq!(
-        content_of(&events),
-        (0..10).map(|i| format!("w{i} ")).collect::<String>(),
-        "stream completed"
-    );
+    assert_eq!(content_of(&events), (0..10).map(|i| format!("w{i} ")).collect::<String>(), "stream completed");
     assert_eq!(events.last(), Some(&Sse::Done));
-    let status = tokio::task::spawn_blocking(move || bridge.wait_exit(Duration::from_secs(10)))
-        .await
-        .unwrap();
+    let status = tokio::task::spawn_blocking(move || bridge.wait_exit(Duration::from_secs(10))).await.unwrap();
     assert!(status.is_some(), "process exited after the drain");
 }
 
@@ -277,34 +204,20 @@ async fn sigterm_drains_open_streams() {
 async fn drain_deadline_ends_streams_with_an_error() {
     let gw = gateway().await;
     gw.set(|b| b.mode = Mode::Hang);
-    let mut bridge = BridgeOpts::new(gw.addr())
-        .env("CLAWBRIDGE_GRACE_PERIOD_SECS", "2")
-        .start()
-        .await;
+    let mut bridge = BridgeOpts::new(gw.addr()).env("CLAWBRIDGE_GRACE_PERIOD_SECS", "2").start().await;
     let resp = post_chat(&bridge, &chat_body(true, "hi")).await;
     let reader = tokio::spawn(async move { resp.text().await.unwrap() });
-    eventually("run started", Duration::from_secs(5), || {
-        gw.runs_in_flight() == 1
-    })
-    .await;
+    eventually("run started", Duration::from_secs(5), || gw.runs_in_flight() == 1).await;
     let pid = bridge.pid().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    let body = tokio::time::timeout(Duration::from_secs(4), reader)
-        .await
-        .expect("ended before the grace period")
-        .unwrap();
+    std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let body =
+        tokio::time::timeout(Duration::from_secs(4), reader).await.expect("ended before the grace period").unwrap();
     let events = parse_sse(&body);
     assert_eq!(events.last(), Some(&Sse::Done));
     assert!(
         matches!(&events[events.len() - 2], Sse::Json(v) if v["error"]["message"] == "Server is shutting down"),
         "{events:?}"
     );
-    eventually("upstream abort", Duration::from_secs(2), || {
-        !gw.aborts().is_empty()
-    })
-    .await;
+    eventually("upstream abort", Duration::from_secs(2), || !gw.aborts().is_empty()).await;
     let _ = tokio::task::spawn_blocking(move || bridge.wait_exit(Duration::from_secs(10))).await;
 }

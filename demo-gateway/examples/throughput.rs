@@ -11,12 +11,7 @@ async fn main() {
     let mut args = std::env::args().skip(1);
     let runs: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(50_000);
     let window: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(256);
-    let gw = DemoGateway::builder()
-        .token("t")
-        .reply(["a ", "b ", "c ", "d ", "e"])
-        .start()
-        .await
-        .unwrap();
+    let gw = DemoGateway::builder().token("t").reply(["a ", "b ", "c ", "d ", "e"]).start().await.unwrap();
     let (ws, _) = tokio_tungstenite::connect_async(gw.ws_url()).await.unwrap();
     let (mut tx, mut rx) = ws.split();
     rx.next().await.unwrap().unwrap();
@@ -46,9 +41,7 @@ async fn main() {
         let m = rx.next().await.unwrap().unwrap();
         frames += 1;
         if let Message::Text(t) = m {
-            if t.as_str().starts_with(r#"{"type":"res""#)
-                && t.as_str().contains(r#""summary":"completed""#)
-            {
+            if t.as_str().starts_with(r#"{"type":"res""#) && t.as_str().contains(r#""summary":"completed""#) {
                 done += 1;
                 if done % 64 == 0 || sent == runs {
                     let batch = send_more(done, &mut sent);

@@ -22,19 +22,14 @@ fn invalid(detail: &str) -> String {
 
 /// Validate params against the closed `AgentParamsSchema` and resolve agent + session key.
 /// `Err` carries the `INVALID_REQUEST` message.
-pub fn parse_agent_params(
-    params: Option<&Value>,
-    agents: &[String],
-) -> Result<AgentRequest, String> {
+pub fn parse_agent_params(params: Option<&Value>, agents: &[String]) -> Result<AgentRequest, String> {
     let obj = match params {
         Some(Value::Object(o)) => o,
         _ => return Err(invalid("at root: must be object")),
     };
     for k in ["message", "idempotencyKey"] {
         if !obj.contains_key(k) {
-            return Err(invalid(&format!(
-                "at root: must have required property '{k}'"
-            )));
+            return Err(invalid(&format!("at root: must have required property '{k}'")));
         }
     }
     if let Some(k) = obj.keys().find(|k| !AGENT_KEYS.contains(&k.as_str())) {
@@ -43,9 +38,9 @@ pub fn parse_agent_params(
     let non_empty = |k: &str| -> Result<Option<String>, String> {
         match obj.get(k) {
             None => Ok(None),
-            Some(Value::String(s)) if s.is_empty() => Err(invalid(&format!(
-                "at /{k}: must not have fewer than 1 characters"
-            ))),
+            Some(Value::String(s)) if s.is_empty() => {
+                Err(invalid(&format!("at /{k}: must not have fewer than 1 characters")))
+            }
             Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(_) => Err(invalid(&format!("at /{k}: must be string"))),
         }
@@ -68,10 +63,7 @@ pub fn parse_agent_params(
             None => return Err(invalid("at /timeout: must be integer >= 0")),
         },
     };
-    let default_agent = agents
-        .first()
-        .cloned()
-        .unwrap_or_else(|| "main".to_string());
+    let default_agent = agents.first().cloned().unwrap_or_else(|| "main".to_string());
     let known = |a: &str| agents.iter().any(|x| x == a);
     if let Some(a) = &agent_param {
         if !known(a) {
@@ -108,13 +100,7 @@ pub fn parse_agent_params(
             }
         }
     };
-    Ok(AgentRequest {
-        message: message.trim().to_string(),
-        idempotency_key,
-        agent_id,
-        session_key,
-        timeout_secs,
-    })
+    Ok(AgentRequest { message: message.trim().to_string(), idempotency_key, agent_id, session_key, timeout_secs })
 }
 
 /// Canonicalise a `chat.abort`/`sessions.abort` session key the same way (best effort, never fails).
@@ -143,25 +129,15 @@ mod tests {
 
     #[test]
     fn session_keys_canonicalise() {
-        let r =
-            parse(json!({"message":" Say hello ","idempotencyKey":"k","agentId":"main"})).unwrap();
-        assert_eq!(
-            (r.session_key.as_str(), r.message.as_str()),
-            ("agent:main:main", "Say hello")
-        );
-        let r = parse(
-            json!({"message":"m","idempotencyKey":"k","agentId":"main","sessionKey":"Probe-S1"}),
-        )
-        .unwrap();
+        let r = parse(json!({"message":" Say hello ","idempotencyKey":"k","agentId":"main"})).unwrap();
+        assert_eq!((r.session_key.as_str(), r.message.as_str()), ("agent:main:main", "Say hello"));
+        let r = parse(json!({"message":"m","idempotencyKey":"k","agentId":"main","sessionKey":"Probe-S1"})).unwrap();
         assert_eq!(r.session_key, "agent:main:probe-s1");
-        let r = parse(json!({"message":"m","idempotencyKey":"k","agentId":"main","sessionKey":"agent:main:matrix-q"})).unwrap();
+        let r = parse(json!({"message":"m","idempotencyKey":"k","agentId":"main","sessionKey":"agent:main:matrix-q"}))
+            .unwrap();
         assert_eq!(r.session_key, "agent:main:matrix-q");
-        let r =
-            parse(json!({"message":"m","idempotencyKey":"k","sessionKey":"agent:ops:x"})).unwrap();
-        assert_eq!(
-            (r.agent_id.as_str(), r.session_key.as_str()),
-            ("ops", "agent:ops:x")
-        );
+        let r = parse(json!({"message":"m","idempotencyKey":"k","sessionKey":"agent:ops:x"})).unwrap();
+        assert_eq!((r.agent_id.as_str(), r.session_key.as_str()), ("ops", "agent:ops:x"));
         let r = parse(json!({"message":"m","idempotencyKey":"k","agentId":"ops"})).unwrap();
         assert_eq!(r.session_key, "agent:ops:main");
     }
@@ -177,8 +153,7 @@ mod tests {
             "invalid agent params: unknown agent id \"nosuchagent\""
         );
         assert_eq!(
-            parse(json!({"message":"m","idempotencyKey":"k","agentId":"main","bogus":true}))
-                .unwrap_err(),
+            parse(json!({"message":"m","idempotencyKey":"k","agentId":"main","bogus":true})).unwrap_err(),
             "invalid agent params: at root: unexpected property 'bogus'"
         );
         assert_eq!(
@@ -198,9 +173,6 @@ mod tests {
     #[test]
     fn abort_keys() {
         assert_eq!(canonical_session_key("K", &agents()), "agent:main:k");
-        assert_eq!(
-            canonical_session_key("agent:ops:x", &agents()),
-            "agent:ops:x"
-        );
+        assert_eq!(canonical_session_key("agent:ops:x", &agents()), "agent:ops:x");
     }
 }

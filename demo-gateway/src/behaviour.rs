@@ -109,13 +109,9 @@ impl Default for Behaviour {
 impl Behaviour {
     /// Shallow-merge a JSON object of knobs into `self` (what `POST /__demo/config` does).
     pub fn merge_json(&mut self, patch: &serde_json::Value) -> Result<(), String> {
-        let patch = patch
-            .as_object()
-            .ok_or_else(|| "config patch must be a JSON object".to_string())?;
+        let patch = patch.as_object().ok_or_else(|| "config patch must be a JSON object".to_string())?;
         let mut cur = serde_json::to_value(&*self).map_err(|e| e.to_string())?;
-        let obj = cur
-            .as_object_mut()
-            .expect("Behaviour serialises to an object");
+        let obj = cur.as_object_mut().expect("Behaviour serialises to an object");
         for (k, v) in patch {
             if !obj.contains_key(k) {
                 return Err(format!("unknown knob '{k}'"));
@@ -183,20 +179,14 @@ mod tests {
 
     #[test]
     fn echo_splits_words_with_trailing_space() {
-        assert_eq!(
-            echo_deltas("  hi  there "),
-            vec!["You ", "said: ", "hi  ", "there"]
-        );
+        assert_eq!(echo_deltas("  hi  there "), vec!["You ", "said: ", "hi  ", "there"]);
         assert_eq!(word_count(" a b\nc "), 3);
     }
 
     #[test]
     fn merge_json_changes_only_given_knobs() {
         let mut b = Behaviour::default();
-        b.merge_json(
-            &serde_json::json!({"mode":"upstream_500","delta_delay_ms":5,"reply":["a","b"]}),
-        )
-        .unwrap();
+        b.merge_json(&serde_json::json!({"mode":"upstream_500","delta_delay_ms":5,"reply":["a","b"]})).unwrap();
         assert_eq!(b.mode, Mode::Upstream500);
         assert_eq!(b.delta_delay, Duration::from_millis(5));
         assert_eq!(b.reply_deltas("x"), vec!["a", "b"]);

@@ -34,12 +34,7 @@ pub enum ConnectOutcome {
 }
 
 fn reject(error: String, message: &str, close_code: u16) -> ConnectOutcome {
-    ConnectOutcome::Reject {
-        error,
-        close_code,
-        close_reason: message.to_string(),
-        auth_failure: false,
-    }
+    ConnectOutcome::Reject { error, close_code, close_reason: message.to_string(), auth_failure: false }
 }
 
 fn invalid(detail: &str) -> ConnectOutcome {
@@ -47,16 +42,12 @@ fn invalid(detail: &str) -> ConnectOutcome {
     reject(p::err_invalid_request(&msg), &msg, 1008)
 }
 
-fn check_str(
-    obj: &serde_json::Map<String, Value>,
-    key: &str,
-    path: &str,
-) -> Result<(), ConnectOutcome> {
+fn check_str(obj: &serde_json::Map<String, Value>, key: &str, path: &str) -> Result<(), ConnectOutcome> {
     match obj.get(key) {
         None => Ok(()),
-        Some(Value::String(s)) if s.is_empty() => Err(invalid(&format!(
-            "at {path}/{key}: must not have fewer than 1 characters"
-        ))),
+        Some(Value::String(s)) if s.is_empty() => {
+            Err(invalid(&format!("at {path}/{key}: must not have fewer than 1 characters")))
+        }
         Some(Value::String(_)) => Ok(()),
         Some(_) => Err(invalid(&format!("at {path}/{key}: must be string"))),
     }
@@ -64,9 +55,7 @@ fn check_str(
 
 fn check_protocol(obj: &serde_json::Map<String, Value>, key: &str) -> Result<i64, ConnectOutcome> {
     match obj.get(key) {
-        None => Err(invalid(&format!(
-            "at root: must have required property '{key}'"
-        ))),
+        None => Err(invalid(&format!("at root: must have required property '{key}'"))),
         Some(v) => match v.as_i64() {
             Some(n) if n >= 1 => Ok(n),
             Some(_) => Err(invalid(&format!("at /{key}: must be >= 1"))),
@@ -82,19 +71,14 @@ pub fn evaluate_connect(params: Option<&Value>, ctx: &ConnectCtx<'_>) -> Connect
     }
 }
 
-fn evaluate_inner(
-    params: Option<&Value>,
-    ctx: &ConnectCtx<'_>,
-) -> Result<ConnectOutcome, ConnectOutcome> {
+fn evaluate_inner(params: Option<&Value>, ctx: &ConnectCtx<'_>) -> Result<ConnectOutcome, ConnectOutcome> {
     let obj = match params {
         Some(Value::Object(o)) => o,
         _ => return Err(invalid("at root: must be object")),
     };
     for k in ["minProtocol", "maxProtocol", "client"] {
         if !obj.contains_key(k) {
-            return Err(invalid(&format!(
-                "at root: must have required property '{k}'"
-            )));
+            return Err(invalid(&format!("at root: must have required property '{k}'")));
         }
     }
     if let Some(k) = obj.keys().find(|k| !p::CONNECT_KEYS.contains(&k.as_str())) {
@@ -108,15 +92,10 @@ fn evaluate_inner(
     };
     for k in ["id", "version", "platform", "mode"] {
         if !client.contains_key(k) {
-            return Err(invalid(&format!(
-                "at /client: must have required property '{k}'"
-            )));
+            return Err(invalid(&format!("at /client: must have required property '{k}'")));
         }
     }
-    if let Some(k) = client
-        .keys()
-        .find(|k| !p::CLIENT_KEYS.contains(&k.as_str()))
-    {
+    if let Some(k) = client.keys().find(|k| !p::CLIENT_KEYS.contains(&k.as_str())) {
         return Err(invalid(&format!("at /client: unexpected property '{k}'")));
     }
     for k in p::CLIENT_KEYS {
@@ -125,14 +104,10 @@ fn evaluate_inner(
     let id = client["id"].as_str().unwrap_or_default();
     let mode = client["mode"].as_str().unwrap_or_default();
     if !p::CLIENT_IDS.contains(&id) {
-        return Err(invalid(
-            "at /client/id: must be equal to one of the allowed values",
-        ));
+        return Err(invalid("at /client/id: must be equal to one of the allowed values"));
     }
     if !p::CLIENT_MODES.contains(&mode) {
-        return Err(invalid(
-            "at /client/mode: must be equal to one of the allowed values",
-        ));
+        return Err(invalid("at /client/mode: must be equal to one of the allowed values"));
     }
     let scopes: Vec<String> = match obj.get("scopes") {
         None => Vec::new(),
@@ -151,45 +126,23 @@ fn evaluate_inner(
     let role = match obj.get("role") {
         None => "operator",
         Some(Value::String(r)) if r == "operator" || r == "node" => r.as_str(),
-        Some(_) => {
-            return Err(reject(
-                p::err_invalid_request(p::MSG_INVALID_ROLE),
-                p::MSG_INVALID_ROLE,
-                1008,
-            ))
-        }
+        Some(_) => return Err(reject(p::err_invalid_request(p::MSG_INVALID_ROLE), p::MSG_INVALID_ROLE, 1008)),
     };
     if !(min <= p::PROTOCOL_VERSION as i64 && p::PROTOCOL_VERSION as i64 <= max) {
-        return Err(reject(
-            p::err_protocol_mismatch(min, max),
-            p::MSG_PROTOCOL_MISMATCH,
-            1002,
-        ));
+        return Err(reject(p::err_protocol_mismatch(min, max), p::MSG_PROTOCOL_MISMATCH, 1002));
     }
     let device_required = || reject(p::err_device_required(), p::MSG_DEVICE_REQUIRED, 1008);
     if role == "node" {
         return Err(device_required());
     }
     if matches!(id, "webchat" | "webchat-ui") || mode == "webchat" {
-        return Err(reject(
-            p::err_control_ui_origin(),
-            p::MSG_CONTROL_UI_ORIGIN,
-            1008,
-        ));
+        return Err(reject(p::err_control_ui_origin(), p::MSG_CONTROL_UI_ORIGIN, 1008));
     }
     if matches!(id, "openclaw-control-ui" | "openclaw-tui") {
-        return Err(reject(
-            p::err_control_ui_device(),
-            p::MSG_CONTROL_UI_DEVICE,
-            1008,
-        ));
+        return Err(reject(p::err_control_ui_device(), p::MSG_CONTROL_UI_DEVICE, 1008));
     }
     let auth = obj.get("auth").and_then(Value::as_object);
-    let field = |k: &str| {
-        auth.and_then(|a| a.get(k))
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-    };
+    let field = |k: &str| auth.and_then(|a| a.get(k)).and_then(Value::as_str).filter(|s| !s.is_empty());
     let presented = field("token").or_else(|| field("password"));
     let auth_method: &'static str = match (ctx.secret, ctx.password_mode) {
         (None, _) => "none",
@@ -198,17 +151,8 @@ fn evaluate_inner(
     };
     let mismatch = || {
         let err = p::err_auth_mismatch(ctx.password_mode);
-        let msg = if ctx.password_mode {
-            p::MSG_PASSWORD_MISMATCH
-        } else {
-            p::MSG_TOKEN_MISMATCH
-        };
-        ConnectOutcome::Reject {
-            error: err,
-            close_code: 1008,
-            close_reason: msg.to_string(),
-            auth_failure: true,
-        }
+        let msg = if ctx.password_mode { p::MSG_PASSWORD_MISMATCH } else { p::MSG_TOKEN_MISMATCH };
+        ConnectOutcome::Reject { error: err, close_code: 1008, close_reason: msg.to_string(), auth_failure: true }
     };
     if ctx.mode == HandshakeMode::RejectToken {
         return Err(mismatch());
@@ -220,16 +164,9 @@ fn evaluate_inner(
             Some(_) => {}
         }
     }
-    let trusted_client =
-        (id == "gateway-client" && mode == "backend") || (id == "cli" && mode == "cli");
-    let keep = trusted_client
-        && !ctx.has_origin
-        && !ctx.has_proxy_headers
-        && ctx.mode != HandshakeMode::ClearScopes;
-    Ok(ConnectOutcome::Accept {
-        scopes: if keep { scopes } else { Vec::new() },
-        auth_method,
-    })
+    let trusted_client = (id == "gateway-client" && mode == "backend") || (id == "cli" && mode == "cli");
+    let keep = trusted_client && !ctx.has_origin && !ctx.has_proxy_headers && ctx.mode != HandshakeMode::ClearScopes;
+    Ok(ConnectOutcome::Accept { scopes: if keep { scopes } else { Vec::new() }, auth_method })
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -273,22 +210,14 @@ mod tests {
 
     fn reject_of(o: ConnectOutcome) -> (String, u16, String) {
         match o {
-            ConnectOutcome::Reject {
-                error,
-                close_code,
-                close_reason,
-                ..
-            } => (error, close_code, close_reason),
+            ConnectOutcome::Reject { error, close_code, close_reason, .. } => (error, close_code, close_reason),
             a => panic!("accepted: {a:?}"),
         }
     }
 
     #[test]
     fn backend_keeps_scopes_others_lose_them() {
-        assert_eq!(
-            scopes_of(evaluate_connect(Some(&params()), &ctx())),
-            vec!["operator.read", "operator.write"]
-        );
+        assert_eq!(scopes_of(evaluate_connect(Some(&params()), &ctx())), vec!["operator.read", "operator.write"]);
         let mut c = ctx();
         c.has_origin = true;
         assert!(scopes_of(evaluate_connect(Some(&params()), &c)).is_empty());
@@ -347,9 +276,7 @@ mod tests {
         let mut p = params();
         p["client"].as_object_mut().unwrap().remove("version");
         let (e, _, _) = reject_of(evaluate_connect(Some(&p), &ctx()));
-        assert!(e.contains(
-            r#"invalid connect params: at /client: must have required property 'version'"#
-        ));
+        assert!(e.contains(r#"invalid connect params: at /client: must have required property 'version'"#));
 
         let mut p = params();
         p["client"]["id"] = json!("my-proxy");

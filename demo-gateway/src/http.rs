@@ -52,17 +52,12 @@ fn has(headers: &HeaderMap, name: &str) -> bool {
 
 fn is_ws_upgrade(req: &Request<Incoming>) -> bool {
     let h = req.headers();
-    let upgrade = h
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let upgrade =
+        h.get(header::UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     let conn = h
         .get(header::CONNECTION)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
-        });
+        .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")));
     upgrade && conn && h.contains_key(header::SEC_WEBSOCKET_KEY)
 }
 
@@ -82,10 +77,7 @@ fn text(status: StatusCode, body: &'static str) -> Response<Body> {
         .expect("valid response")
 }
 
-async fn handle(
-    mut req: Request<Incoming>,
-    shared: Arc<Shared>,
-) -> Result<Response<Body>, Infallible> {
+async fn handle(mut req: Request<Incoming>, shared: Arc<Shared>) -> Result<Response<Body>, Infallible> {
     if is_ws_upgrade(&req) {
         return Ok(upgrade(&mut req, shared));
     }
@@ -99,15 +91,10 @@ async fn handle(
     let method = req.method().clone();
     let get = method == Method::GET || method == Method::HEAD;
     Ok(match path.as_str() {
-        "/healthz" | "/health" if get => {
-            json(StatusCode::OK, r#"{"ok":true,"status":"live"}"#.into())
-        }
+        "/healthz" | "/health" if get => json(StatusCode::OK, r#"{"ok":true,"status":"live"}"#.into()),
         "/readyz" | "/ready" if get => {
             let up = shared.started.elapsed().as_millis() as u64;
-            json(
-                StatusCode::OK,
-                format!(r#"{{"ready":true,"failing":[],"uptimeMs":{up}}}"#),
-            )
+            json(StatusCode::OK, format!(r#"{{"ready":true,"failing":[],"uptimeMs":{up}}}"#))
         }
         p if p == "/__demo/echo" || p.starts_with("/__demo/echo/") => echo(req).await,
         "/__demo/config" if method == Method::POST => config_post(req, &shared).await,
@@ -127,10 +114,7 @@ fn upgrade(req: &mut Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
         has_origin: has(h, "origin"),
         has_proxy_headers: has(h, "x-forwarded-for") || has(h, "x-real-ip") || has(h, "forwarded"),
     };
-    let key = h
-        .get(header::SEC_WEBSOCKET_KEY)
-        .map(|k| derive_accept_key(k.as_bytes()))
-        .unwrap_or_default();
+    let key = h.get(header::SEC_WEBSOCKET_KEY).map(|k| derive_accept_key(k.as_bytes())).unwrap_or_default();
     let on_upgrade = hyper::upgrade::on(req);
     tokio::spawn(async move {
         match on_upgrade.await {
@@ -138,12 +122,7 @@ fn upgrade(req: &mut Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
                 let config = WebSocketConfig::default()
                     .max_message_size(Some(crate::protocol::MAX_PAYLOAD as usize))
                     .max_frame_size(Some(crate::protocol::MAX_PAYLOAD as usize));
-                let ws = WebSocketStream::from_raw_socket(
-                    TokioIo::new(upgraded),
-                    Role::Server,
-                    Some(config),
-                )
-                .await;
+                let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
                 spawn_connection(shared, ws, info);
             }
             Err(e) => tracing::debug!(error = %e, "upgrade failed"),
@@ -160,20 +139,11 @@ fn upgrade(req: &mut Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
 
 async fn echo(req: Request<Incoming>) -> Response<Body> {
     let (parts, body) = req.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .unwrap_or_default();
+    let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
     let headers: Vec<(String, String)> = parts
         .headers
         .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
+        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
         .collect();
     let out = serde_json::json!({
         "method": parts.method.as_str(),
@@ -191,12 +161,7 @@ fn config_json(shared: &Shared) -> String {
 }
 
 async fn config_post(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
-    let body = req
-        .into_body()
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .unwrap_or_default();
+    let body = req.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
     let patch: serde_json::Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => return bad_request(&e.to_string()),

@@ -74,8 +74,7 @@ impl Obj {
 
     pub fn bool(mut self, k: &str, v: bool) -> Self {
         self.key(k);
-        self.buf
-            .extend_from_slice(if v { b"true" as &[u8] } else { b"false" });
+        self.buf.extend_from_slice(if v { b"true" as &[u8] } else { b"false" });
         self
     }
 
@@ -125,8 +124,7 @@ impl Obj {
 
 /// A JSON array of already-serialised items.
 pub fn raw_array<S: AsRef<str>>(items: &[S]) -> String {
-    let mut s =
-        String::with_capacity(2 + items.iter().map(|i| i.as_ref().len() + 1).sum::<usize>());
+    let mut s = String::with_capacity(2 + items.iter().map(|i| i.as_ref().len() + 1).sum::<usize>());
     s.push('[');
     for (i, it) in items.iter().enumerate() {
         if i > 0 {
@@ -156,10 +154,7 @@ mod tests {
             .strs("l", &["x", "y"])
             .obj("o", Obj::new().int("i", -2))
             .finish();
-        assert_eq!(
-            s,
-            r#"{"z":"a\"b","a":1,"m":false,"n":null,"l":["x","y"],"o":{"i":-2}}"#
-        );
+        assert_eq!(s, r#"{"z":"a\"b","a":1,"m":false,"n":null,"l":["x","y"],"o":{"i":-2}}"#);
         assert_eq!(raw_array(&["1", "{}"]), "[1,{}]");
         assert_eq!(Obj::new().finish(), "{}");
     }

@@ -126,30 +126,18 @@ impl DemoGatewayBuilder {
             .await?
             .next()
             .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address"))?;
-        let socket = if addr.is_ipv4() {
-            tokio::net::TcpSocket::new_v4()?
-        } else {
-            tokio::net::TcpSocket::new_v6()?
-        };
+        let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
         socket.set_reuseaddr(true)?;
         socket.set_nodelay(true)?;
         socket.bind(addr)?;
         let listener = socket.listen(1024)?;
         let local = listener.local_addr()?;
         let shared = Arc::new(Shared::new(
-            GatewayConfig {
-                secret: self.secret,
-                password_mode: self.password_mode,
-                agents: self.agents,
-            },
+            GatewayConfig { secret: self.secret, password_mode: self.password_mode, agents: self.agents },
             self.behaviour,
         ));
         let accept = tokio::spawn(http::accept_loop(listener, shared.clone()));
-        Ok(DemoGateway {
-            addr: local,
-            shared,
-            accept: Mutex::new(Some(accept)),
-        })
+        Ok(DemoGateway { addr: local, shared, accept: Mutex::new(Some(accept)) })
     }
 }
 
@@ -162,9 +150,7 @@ pub struct DemoGateway {
 
 impl std::fmt::Debug for DemoGateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DemoGateway")
-            .field("addr", &self.addr)
-            .finish()
+        f.debug_struct("DemoGateway").field("addr", &self.addr).finish()
     }
 }
 
@@ -228,10 +214,7 @@ impl DemoGateway {
 
     /// User messages of one session (canonical key, e.g. `agent:main:main`).
     pub fn session_messages(&self, session_key: &str) -> Vec<String> {
-        self.shared
-            .sessions()
-            .remove(session_key)
-            .unwrap_or_default()
+        self.shared.sessions().remove(session_key).unwrap_or_default()
     }
 
     /// The same JSON as `GET /__demo/state`.
@@ -265,11 +248,8 @@ impl Drop for DemoGateway {
 }
 
 pub(crate) fn state_json(shared: &Shared) -> serde_json::Value {
-    let aborts: Vec<serde_json::Value> = shared
-        .aborts()
-        .into_iter()
-        .map(|(k, r)| serde_json::json!({"sessionKey": k, "runId": r}))
-        .collect();
+    let aborts: Vec<serde_json::Value> =
+        shared.aborts().into_iter().map(|(k, r)| serde_json::json!({"sessionKey": k, "runId": r})).collect();
     serde_json::json!({
         "connections": shared.connection_count(),
         "runs_in_flight": shared.runs_in_flight(),

@@ -43,12 +43,7 @@ async fn main() -> std::io::Result<()> {
     let args = Args::parse();
     let mut b = DemoGateway::builder()
         .bind(args.listen.clone())
-        .agents(
-            args.agents
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty()),
-        )
+        .agents(args.agents.split(',').map(str::trim).filter(|s| !s.is_empty()))
         .delta_delay(Duration::from_millis(args.delay_ms))
         .tick_interval(Duration::from_millis(args.tick_ms));
     if let Some(t) = args.token {
@@ -61,10 +56,7 @@ async fn main() -> std::io::Result<()> {
         b = b.reply(r.split(',').map(str::to_string));
     }
     let gw = b.start().await?;
-    tracing::info!(
-        "clawbridge-demo-gateway listening on {} (ws://{0}, http://{0})",
-        gw.addr()
-    );
+    tracing::info!("clawbridge-demo-gateway listening on {} (ws://{0}, http://{0})", gw.addr());
     wait_for_signal().await?;
     tracing::info!("shutting down");
     gw.shutdown().await;

@@ -19,9 +19,7 @@ pub const CLIENT_IDS: &[&str] = &[
     "openclaw-probe",
 ];
 /// `client.mode` values accepted by the real gateway.
-pub const CLIENT_MODES: &[&str] = &[
-    "webchat", "cli", "ui", "backend", "node", "worker", "probe", "test",
-];
+pub const CLIENT_MODES: &[&str] = &["webchat", "cli", "ui", "backend", "node", "worker", "probe", "test"];
 /// Top-level keys of `ConnectParams` (closed object).
 pub const CONNECT_KEYS: &[&str] = &[
     "minProtocol",
@@ -39,16 +37,8 @@ pub const CONNECT_KEYS: &[&str] = &[
     "userAgent",
 ];
 /// Keys of `client` (closed object).
-pub const CLIENT_KEYS: &[&str] = &[
-    "id",
-    "displayName",
-    "version",
-    "platform",
-    "deviceFamily",
-    "modelIdentifier",
-    "mode",
-    "instanceId",
-];
+pub const CLIENT_KEYS: &[&str] =
+    &["id", "displayName", "version", "platform", "deviceFamily", "modelIdentifier", "mode", "instanceId"];
 /// Keys of `AgentParamsSchema` (closed object, spec section 2.5).
 pub const AGENT_KEYS: &[&str] = &[
     "message",
@@ -85,14 +75,7 @@ pub const AGENT_KEYS: &[&str] = &[
 ];
 
 /// Trimmed `features.methods` (the real list has 466 names): only what the demo implements.
-pub const METHODS: &[&str] = &[
-    "health",
-    "agents.list",
-    "sessions.abort",
-    "agent",
-    "agent.wait",
-    "chat.abort",
-];
+pub const METHODS: &[&str] = &["health", "agents.list", "sessions.abort", "agent", "agent.wait", "chat.abort"];
 /// `features.events`, copied from `ws-hello-ok.json`.
 pub const EVENTS: &[&str] = &[
     "connect.challenge",

@@ -19,11 +19,7 @@ pub use crate::names::*;
 
 /// `{"type":"event","event":E,"payload":P}` without a frame `seq` (only `connect.challenge` looks like this).
 pub fn event_no_seq(event: &str, payload: &str) -> String {
-    Obj::with_capacity(payload.len() + 48)
-        .str("type", "event")
-        .str("event", event)
-        .raw("payload", payload)
-        .finish()
+    Obj::with_capacity(payload.len() + 48).str("type", "event").str("event", event).raw("payload", payload).finish()
 }
 
 /// Everything of an event frame up to and including `"seq":`; the connection appends its own counter and `}`.
@@ -58,12 +54,7 @@ pub fn res_ok(id: &str, payload: &str) -> String {
 }
 
 pub fn res_err(id: &str, error: &str) -> String {
-    Obj::with_capacity(error.len() + 48)
-        .str("type", "res")
-        .str("id", id)
-        .bool("ok", false)
-        .raw("error", error)
-        .finish()
+    Obj::with_capacity(error.len() + 48).str("type", "res").str("id", id).bool("ok", false).raw("error", error).finish()
 }
 
 /// `ok:false` with both `payload` and `error` (final res of a failed run).
@@ -90,25 +81,20 @@ pub fn error_shape(code: &str, message: &str, details: Option<&str>) -> String {
 // Handshake
 
 pub fn challenge(nonce: &str, ts: u64) -> String {
-    let payload = Obj::new()
-        .str("nonce", nonce)
-        .num("ts", ts)
-        .strs("capabilities", &["model-catalog-snapshot"])
-        .finish();
+    let payload =
+        Obj::new().str("nonce", nonce).num("ts", ts).strs("capabilities", &["model-catalog-snapshot"]).finish();
     event_no_seq("connect.challenge", &payload)
 }
 
 pub const MSG_FIRST_NOT_CONNECT: &str = "invalid handshake: first request must be connect";
-pub const MSG_TOKEN_MISMATCH: &str =
-    "unauthorized: gateway token mismatch (provide gateway auth token)";
-pub const MSG_PASSWORD_MISMATCH: &str =
-    "unauthorized: gateway password mismatch (provide gateway password)";
+pub const MSG_TOKEN_MISMATCH: &str = "unauthorized: gateway token mismatch (provide gateway auth token)";
+pub const MSG_PASSWORD_MISMATCH: &str = "unauthorized: gateway password mismatch (provide gateway password)";
 pub const MSG_DEVICE_REQUIRED: &str = "device identity required";
 pub const MSG_PROTOCOL_MISMATCH: &str = "protocol mismatch";
 pub const MSG_INVALID_ROLE: &str = "invalid role";
-pub const MSG_CONTROL_UI_ORIGIN: &str = "origin not allowed (open the Control UI from the gateway host or allow it in gateway.controlUi.allowedOrigins)";
-pub const MSG_CONTROL_UI_DEVICE: &str =
-    "control ui requires device identity (use HTTPS or localhost secure context)";
+pub const MSG_CONTROL_UI_ORIGIN: &str =
+    "origin not allowed (open the Control UI from the gateway host or allow it in gateway.controlUi.allowedOrigins)";
+pub const MSG_CONTROL_UI_DEVICE: &str = "control ui requires device identity (use HTTPS or localhost secure context)";
 
 /// Error for a token (or password, when the gateway runs in password mode) mismatch (`ws-handshake-bad-token.jsonl`).
 pub fn err_auth_mismatch(password_mode: bool) -> String {
@@ -133,11 +119,7 @@ pub fn err_auth_mismatch(password_mode: bool) -> String {
 
 /// `ws-matrix/backend-no-auth.jsonl`, `backend-empty-token.jsonl`, `role-node-no-device.jsonl`.
 pub fn err_device_required() -> String {
-    error_shape(
-        "NOT_PAIRED",
-        MSG_DEVICE_REQUIRED,
-        Some(r#"{"code":"DEVICE_IDENTITY_REQUIRED"}"#),
-    )
+    error_shape("NOT_PAIRED", MSG_DEVICE_REQUIRED, Some(r#"{"code":"DEVICE_IDENTITY_REQUIRED"}"#))
 }
 
 /// `ws-matrix/protocol-3-only.jsonl`.
@@ -161,11 +143,7 @@ pub fn err_control_ui_origin() -> String {
 }
 
 pub fn err_control_ui_device() -> String {
-    error_shape(
-        "INVALID_REQUEST",
-        MSG_CONTROL_UI_DEVICE,
-        Some(r#"{"code":"CONTROL_UI_DEVICE_IDENTITY_REQUIRED"}"#),
-    )
+    error_shape("INVALID_REQUEST", MSG_CONTROL_UI_DEVICE, Some(r#"{"code":"CONTROL_UI_DEVICE_IDENTITY_REQUIRED"}"#))
 }
 
 pub fn err_invalid_request(message: &str) -> String {
@@ -174,11 +152,8 @@ pub fn err_invalid_request(message: &str) -> String {
 
 /// `ws-matrix/backend-token-read-only.jsonl`.
 pub fn err_missing_scope(scope: &str) -> String {
-    let d = Obj::new()
-        .str("code", "MISSING_SCOPE")
-        .str("missingScope", scope)
-        .strs("requiredScopes", &[scope])
-        .finish();
+    let d =
+        Obj::new().str("code", "MISSING_SCOPE").str("missingScope", scope).strs("requiredScopes", &[scope]).finish();
     error_shape("FORBIDDEN", &format!("missing scope: {scope}"), Some(&d))
 }
 
@@ -207,10 +182,8 @@ pub fn hello_ok_payload(h: &HelloOk<'_>) -> String {
         .str("bootId", h.boot_id)
         .str("controlUiBuildSource", "bundled")
         .str("connId", h.conn_id);
-    let features = Obj::with_capacity(4096)
-        .strs("methods", METHODS)
-        .strs("events", EVENTS)
-        .strs("capabilities", CAPABILITIES);
+    let features =
+        Obj::with_capacity(4096).strs("methods", METHODS).strs("events", EVENTS).strs("capabilities", CAPABILITIES);
     let presence = Obj::new()
         .str("host", "demo-gateway")
         .str("ip", "127.0.0.1")
@@ -220,22 +193,14 @@ pub fn hello_ok_payload(h: &HelloOk<'_>) -> String {
         .str("mode", "gateway")
         .str("reason", "self")
         .str("instanceId", h.instance_id)
-        .str(
-            "text",
-            &format!("Gateway: demo-gateway (127.0.0.1) · app {SERVER_VERSION} · mode gateway · reason self"),
-        )
+        .str("text", &format!("Gateway: demo-gateway (127.0.0.1) · app {SERVER_VERSION} · mode gateway · reason self"))
         .num("ts", h.now_ms)
         .finish();
     let agents: Vec<String> = h
         .agents
         .iter()
         .enumerate()
-        .map(|(i, a)| {
-            Obj::new()
-                .str("agentId", a)
-                .bool("isDefault", i == 0)
-                .finish()
-        })
+        .map(|(i, a)| Obj::new().str("agentId", a).bool("isDefault", i == 0).finish())
         .collect();
     let health = Obj::new()
         .bool("ok", true)
@@ -264,10 +229,7 @@ pub fn hello_ok_payload(h: &HelloOk<'_>) -> String {
         .raw("stateVersion", r#"{"presence":1,"health":1}"#)
         .num("uptimeMs", h.uptime_ms)
         .obj("sessionDefaults", session_defaults);
-    let auth = Obj::new()
-        .str("method", h.auth_method)
-        .str("role", "operator")
-        .strs("scopes", h.scopes);
+    let auth = Obj::new().str("method", h.auth_method).str("role", "operator").strs("scopes", h.scopes);
     let policy = Obj::new()
         .num("maxPayload", MAX_PAYLOAD)
         .num("maxBufferedBytes", MAX_BUFFERED_BYTES)
@@ -312,10 +274,7 @@ pub fn accepted_payload(r: &RunRef<'_>, accepted_at: u64) -> String {
 
 /// Duplicate `idempotencyKey` while the first run is still going.
 pub fn in_flight_payload(run_id: &str) -> String {
-    Obj::new()
-        .str("runId", run_id)
-        .str("status", "in_flight")
-        .finish()
+    Obj::new().str("runId", run_id).str("status", "in_flight").finish()
 }
 
 /// Order A (start, model, finishing): runId, sessionKey, sessionId, agentId, stream, data, seq, ts.
@@ -333,19 +292,12 @@ fn agent_a(r: &RunRef<'_>, stream: &str, data: &str, seq: u64, ts: u64) -> Strin
 }
 
 pub fn lifecycle_start(r: &RunRef<'_>, seq: u64, started_at: u64) -> String {
-    let data = Obj::new()
-        .str("phase", "start")
-        .num("startedAt", started_at)
-        .finish();
+    let data = Obj::new().str("phase", "start").num("startedAt", started_at).finish();
     agent_a(r, "lifecycle", &data, seq, started_at)
 }
 
 pub fn lifecycle_model(r: &RunRef<'_>, seq: u64, ts: u64) -> String {
-    let data = Obj::new()
-        .str("phase", "model")
-        .str("provider", PROVIDER)
-        .str("model", MODEL)
-        .finish();
+    let data = Obj::new().str("phase", "model").str("provider", PROVIDER).str("model", MODEL).finish();
     agent_a(r, "lifecycle", &data, seq, ts)
 }
 
@@ -377,12 +329,7 @@ fn error_observation(f: &Failure<'_>) -> String {
         .finish()
 }
 
-pub fn lifecycle_finishing_error(
-    r: &RunRef<'_>,
-    seq: u64,
-    ended_at: u64,
-    f: &Failure<'_>,
-) -> String {
+pub fn lifecycle_finishing_error(r: &RunRef<'_>, seq: u64, ended_at: u64, f: &Failure<'_>) -> String {
     let data = Obj::new()
         .str("phase", "finishing")
         .str("error", f.message)
@@ -423,15 +370,8 @@ fn agent_b(r: &RunRef<'_>, data: &str, seq: u64, ts: u64) -> String {
 }
 
 fn terminal_receipt(r: &RunRef<'_>) -> String {
-    let pm = Obj::new()
-        .str("provider", PROVIDER)
-        .str("model", MODEL)
-        .finish();
-    let eff = Obj::new()
-        .str("provider", PROVIDER)
-        .str("model", MODEL)
-        .str("responseModel", MODEL)
-        .finish();
+    let pm = Obj::new().str("provider", PROVIDER).str("model", MODEL).finish();
+    let eff = Obj::new().str("provider", PROVIDER).str("model", MODEL).str("responseModel", MODEL).finish();
     Obj::new()
         .str("runId", r.run_id)
         .str("sessionId", r.session_id)
@@ -444,17 +384,8 @@ fn terminal_receipt(r: &RunRef<'_>) -> String {
         .finish()
 }
 
-pub fn lifecycle_end(
-    r: &RunRef<'_>,
-    seq: u64,
-    started_at: u64,
-    ended_at: u64,
-    text: &str,
-) -> String {
-    let reply = Obj::new()
-        .str("disposition", "visible")
-        .str("text", text)
-        .finish();
+pub fn lifecycle_end(r: &RunRef<'_>, seq: u64, started_at: u64, ended_at: u64, text: &str) -> String {
+    let reply = Obj::new().str("disposition", "visible").str("text", text).finish();
     let data = Obj::with_capacity(512 + text.len())
         .str("phase", "end")
         .num("startedAt", started_at)
@@ -469,13 +400,7 @@ pub fn lifecycle_end(
     agent_b(r, &data, seq, ended_at)
 }
 
-pub fn lifecycle_error(
-    r: &RunRef<'_>,
-    seq: u64,
-    started_at: u64,
-    ended_at: u64,
-    f: &Failure<'_>,
-) -> String {
+pub fn lifecycle_error(r: &RunRef<'_>, seq: u64, started_at: u64, ended_at: u64, f: &Failure<'_>) -> String {
     let data = Obj::new()
         .str("phase", "error")
         .num("startedAt", started_at)
@@ -530,11 +455,9 @@ pub fn assistant(r: &RunRef<'_>, seq: u64, ts: u64, item_id: &str, d: AssistantD
             .str("itemId", item_id),
         AssistantData::DeltaOnly { delta } => Obj::new().str("delta", delta).str("itemId", item_id),
         AssistantData::TextOnly { text } => Obj::new().str("text", text).str("itemId", item_id),
-        AssistantData::Replace => Obj::new()
-            .str("itemId", item_id)
-            .str("text", "")
-            .str("delta", "")
-            .bool("replace", true),
+        AssistantData::Replace => {
+            Obj::new().str("itemId", item_id).str("text", "").str("delta", "").bool("replace", true)
+        }
     }
     .finish();
     Obj::with_capacity(data.len() + 200)
@@ -575,9 +498,7 @@ pub fn run_status_retrying(
         .str("phase", "retrying")
         .str(
             "message",
-            &format!(
-                "Provider temporarily unavailable. Retrying in {secs}s ({retry_attempt}/{max_retries})."
-            ),
+            &format!("Provider temporarily unavailable. Retrying in {secs}s ({retry_attempt}/{max_retries})."),
         )
         .num("retryAttempt", retry_attempt)
         .num("maxRetries", max_retries)
@@ -600,10 +521,7 @@ pub fn run_status_retrying(
 fn chat_message(text: &str, ts: u64) -> String {
     Obj::with_capacity(text.len() + 96)
         .str("role", "assistant")
-        .raw(
-            "content",
-            &raw_array(&[Obj::new().str("type", "text").str("text", text).finish()]),
-        )
+        .raw("content", &raw_array(&[Obj::new().str("type", "text").str("text", text).finish()]))
         .num("timestamp", ts)
         .finish()
 }
@@ -618,31 +536,18 @@ fn chat_head(r: &RunRef<'_>, seq: u64, state: &str) -> Obj {
 }
 
 /// `chat` delta: runId, sessionKey, agentId, seq, state, deltaText, [replace], message.
-pub fn chat_delta(
-    r: &RunRef<'_>,
-    seq: u64,
-    ts: u64,
-    delta_text: &str,
-    replace: bool,
-    full_text: &str,
-) -> String {
+pub fn chat_delta(r: &RunRef<'_>, seq: u64, ts: u64, delta_text: &str, replace: bool, full_text: &str) -> String {
     let o = chat_head(r, seq, "delta").str("deltaText", delta_text);
     let o = if replace { o.bool("replace", true) } else { o };
     o.raw("message", &chat_message(full_text, ts)).finish()
 }
 
 pub fn chat_final(r: &RunRef<'_>, seq: u64, ts: u64, text: &str) -> String {
-    chat_head(r, seq, "final")
-        .str("stopReason", "stop")
-        .raw("message", &chat_message(text, ts))
-        .finish()
+    chat_head(r, seq, "final").str("stopReason", "stop").raw("message", &chat_message(text, ts)).finish()
 }
 
 pub fn chat_error(r: &RunRef<'_>, seq: u64, f: &Failure<'_>) -> String {
-    chat_head(r, seq, "error")
-        .str("errorMessage", f.message)
-        .raw("errorDetail", &error_observation(f))
-        .finish()
+    chat_head(r, seq, "error").str("errorMessage", f.message).raw("errorDetail", &error_observation(f)).finish()
 }
 
 /// `chat` aborted; `message` only when some text was produced.
@@ -692,10 +597,7 @@ pub fn task_upserted(
     }
     .str("deliveryStatus", "not_applicable")
     .finish();
-    Obj::new()
-        .str("action", "upserted")
-        .raw("task", &task)
-        .finish()
+    Obj::new().str("action", "upserted").raw("task", &task).finish()
 }
 
 /// Token usage of a run.
@@ -705,14 +607,7 @@ pub struct Usage {
     pub output: u64,
 }
 
-fn result_json(
-    r: &RunRef<'_>,
-    text: &str,
-    duration_ms: u64,
-    u: Usage,
-    aborted: bool,
-    stop_reason: &str,
-) -> String {
+fn result_json(r: &RunRef<'_>, text: &str, duration_ms: u64, u: Usage, aborted: bool, stop_reason: &str) -> String {
     let usage = Obj::new()
         .num("input", u.input)
         .num("output", u.output)
@@ -737,10 +632,7 @@ fn result_json(
     } else {
         raw_array(&[Obj::new().str("text", text).null("mediaUrl").finish()])
     };
-    Obj::with_capacity(text.len() + 400)
-        .raw("payloads", &payloads)
-        .raw("meta", &meta)
-        .finish()
+    Obj::with_capacity(text.len() + 400).raw("payloads", &payloads).raw("meta", &meta).finish()
 }
 
 /// Final `res` payload of a successful run.
@@ -749,66 +641,39 @@ pub fn final_ok_payload(r: &RunRef<'_>, text: &str, duration_ms: u64, u: Usage) 
         .str("runId", r.run_id)
         .str("status", "ok")
         .str("summary", "completed")
-        .raw(
-            "result",
-            &result_json(r, text, duration_ms, u, false, "stop"),
-        )
+        .raw("result", &result_json(r, text, duration_ms, u, false, "stop"))
         .finish()
 }
 
 /// Final `res` payload of an aborted (`stop_reason` "rpc") or timed-out ("timeout") run.
-pub fn final_aborted_payload(
-    r: &RunRef<'_>,
-    text: &str,
-    duration_ms: u64,
-    u: Usage,
-    stop_reason: &str,
-) -> String {
+pub fn final_aborted_payload(r: &RunRef<'_>, text: &str, duration_ms: u64, u: Usage, stop_reason: &str) -> String {
     Obj::with_capacity(text.len() + 512)
         .str("runId", r.run_id)
         .str("status", "timeout")
         .str("summary", "aborted")
         .str("stopReason", stop_reason)
-        .raw(
-            "result",
-            &result_json(r, text, duration_ms, u, true, stop_reason),
-        )
+        .raw("result", &result_json(r, text, duration_ms, u, true, stop_reason))
         .finish()
 }
 
 /// Final `res` (ok:false) payload + error of a failed run (`ws-agent-upstream-400.jsonl`).
 pub fn final_error_parts(run_id: &str, message: &str) -> (String, String) {
-    let payload = Obj::new()
-        .str("runId", run_id)
-        .str("status", "error")
-        .str("summary", message)
-        .finish();
+    let payload = Obj::new().str("runId", run_id).str("status", "error").str("summary", message).finish();
     (payload, error_shape("UNAVAILABLE", message, None))
 }
 
 /// `chat.abort` / `sessions.abort` result.
 pub fn abort_result(run_ids: &[String]) -> String {
-    Obj::new()
-        .bool("ok", true)
-        .bool("aborted", !run_ids.is_empty())
-        .strs("runIds", run_ids)
-        .finish()
+    Obj::new().bool("ok", true).bool("aborted", !run_ids.is_empty()).strs("runIds", run_ids).finish()
 }
 
-pub const MSG_UPSTREAM_400: &str =
-    "LLM request failed: provider rejected the request schema or tool payload.";
+pub const MSG_UPSTREAM_400: &str = "LLM request failed: provider rejected the request schema or tool payload.";
 pub const MSG_UPSTREAM_500: &str = "⚠️ demo/demo-model request failed (provider internal error, HTTP 500). This is usually temporary — try again shortly.";
 
-pub const FAILURE_400: Failure<'static> = Failure {
-    message: MSG_UPSTREAM_400,
-    failover_reason: "format",
-    runtime_failure_kind: "schema",
-};
-pub const FAILURE_500: Failure<'static> = Failure {
-    message: MSG_UPSTREAM_500,
-    failover_reason: "server_error",
-    runtime_failure_kind: "timeout",
-};
+pub const FAILURE_400: Failure<'static> =
+    Failure { message: MSG_UPSTREAM_400, failover_reason: "format", runtime_failure_kind: "schema" };
+pub const FAILURE_500: Failure<'static> =
+    Failure { message: MSG_UPSTREAM_500, failover_reason: "server_error", runtime_failure_kind: "timeout" };
 
 #[cfg(test)]
 #[path = "protocol_tests.rs"]

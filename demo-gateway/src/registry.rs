@@ -22,10 +22,7 @@ pub const SESSION_LIMIT: usize = 10_000;
 pub const SESSION_MESSAGES_LIMIT: usize = 1_000;
 
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// One item in a connection's outgoing queue.
@@ -152,10 +149,7 @@ impl Shared {
     // ---- behaviour
 
     pub fn behaviour(&self) -> Arc<Behaviour> {
-        self.behaviour
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.behaviour.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn update_behaviour(&self, f: impl FnOnce(&mut Behaviour)) -> Behaviour {
@@ -174,13 +168,7 @@ impl Shared {
     // ---- connections
 
     pub fn add_conn(&self, id: u64, tx: mpsc::Sender<Out>) {
-        lock(&self.conns).insert(
-            id,
-            ConnEntry {
-                tx,
-                tasks: Vec::new(),
-            },
-        );
+        lock(&self.conns).insert(id, ConnEntry { tx, tasks: Vec::new() });
     }
 
     /// Attach task handles to a connection; aborts them at once if the connection is already gone.
@@ -270,12 +258,7 @@ impl Shared {
         let done = Arc::new(Notify::new());
         runs.insert(
             run_id.to_string(),
-            RunEntry {
-                session_key: session_key.to_string(),
-                abort: Some(tx),
-                done: done.clone(),
-                task: None,
-            },
+            RunEntry { session_key: session_key.to_string(), abort: Some(tx), done: done.clone(), task: None },
         );
         Ok((rx, done))
     }
@@ -292,10 +275,7 @@ impl Shared {
             let mut d = lock(&self.dedupe);
             let now = Instant::now();
             while let Some(front) = d.order.front() {
-                let expired = d
-                    .map
-                    .get(front)
-                    .is_none_or(|e| now.duration_since(e.at) > DEDUPE_TTL);
+                let expired = d.map.get(front).is_none_or(|e| now.duration_since(e.at) > DEDUPE_TTL);
                 if expired || d.map.len() >= DEDUPE_MAX {
                     let k = d.order.pop_front().expect("front exists");
                     d.map.remove(&k);
@@ -314,10 +294,7 @@ impl Shared {
 
     pub fn finished(&self, run_id: &str) -> Option<Finished> {
         let d = lock(&self.dedupe);
-        d.map
-            .get(run_id)
-            .filter(|f| f.at.elapsed() <= DEDUPE_TTL)
-            .cloned()
+        d.map.get(run_id).filter(|f| f.at.elapsed() <= DEDUPE_TTL).cloned()
     }
 
     pub fn run_done_notify(&self, run_id: &str) -> Option<Arc<Notify>> {
@@ -334,9 +311,7 @@ impl Shared {
         let mut out = Vec::new();
         for (id, r) in runs.iter_mut() {
             let matches = match run_id {
-                Some(want) => {
-                    id == want && (session_key.is_empty() || r.session_key == session_key)
-                }
+                Some(want) => id == want && (session_key.is_empty() || r.session_key == session_key),
                 None => r.session_key == session_key,
             };
             if matches {
@@ -371,9 +346,7 @@ impl Shared {
     }
 
     pub fn record_abort(&self, session_key: &str, run_id: &str) {
-        lock(&self.log)
-            .aborts
-            .push((session_key.to_string(), run_id.to_string()));
+        lock(&self.log).aborts.push((session_key.to_string(), run_id.to_string()));
     }
 
     pub fn received_requests(&self) -> Vec<serde_json::Value> {
@@ -400,10 +373,7 @@ impl Shared {
             s.order.push_back(session_key.to_string());
             s.map.insert(
                 session_key.to_string(),
-                SessionEntry {
-                    session_id: uuid::Uuid::new_v4().to_string(),
-                    messages: Vec::new(),
-                },
+                SessionEntry { session_id: uuid::Uuid::new_v4().to_string(), messages: Vec::new() },
             );
         }
         let e = s.map.get_mut(session_key).expect("just inserted");
@@ -415,11 +385,7 @@ impl Shared {
     }
 
     pub fn sessions(&self) -> BTreeMap<String, Vec<String>> {
-        lock(&self.sessions)
-            .map
-            .iter()
-            .map(|(k, v)| (k.clone(), v.messages.clone()))
-            .collect()
+        lock(&self.sessions).map.iter().map(|(k, v)| (k.clone(), v.messages.clone())).collect()
     }
 
     /// Shutdown helper: abort everything that is tracked.

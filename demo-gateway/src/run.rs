@@ -58,10 +58,7 @@ impl Broadcaster {
             match s.tx.try_send(Out::Event(prefix.clone())) {
                 Ok(()) | Err(TrySendError::Closed(_)) => {}
                 Err(TrySendError::Full(m)) => {
-                    if tokio::time::timeout(SLOW_CONSUMER_TIMEOUT, s.tx.send(m))
-                        .await
-                        .is_err()
-                    {
+                    if tokio::time::timeout(SLOW_CONSUMER_TIMEOUT, s.tx.send(m)).await.is_err() {
                         tracing::warn!(conn = s.conn_id, "dropping slow consumer");
                         self.shared.kill_conn(s.conn_id);
                     }
@@ -131,8 +128,7 @@ impl Script {
     fn check(&mut self) -> Result<(), Stop> {
         match self.abort.try_recv() {
             Ok(()) => return Err(Stop::Abort),
-            Err(oneshot::error::TryRecvError::Closed)
-            | Err(oneshot::error::TryRecvError::Empty) => {}
+            Err(oneshot::error::TryRecvError::Closed) | Err(oneshot::error::TryRecvError::Empty) => {}
         }
         match self.deadline {
             Some(d) if tokio::time::Instant::now() >= d => Err(Stop::Timeout),
@@ -196,25 +192,14 @@ impl Script {
     }
 
     async fn garbage(&mut self, oversize: usize) {
-        self.bc
-            .raw("{\"type\":\"event\",\"event\":\"agent\",\"payload\":{\"runId\":".to_string())
-            .await;
+        self.bc.raw("{\"type\":\"event\",\"event\":\"agent\",\"payload\":{\"runId\":".to_string()).await;
         let ghost = RunRef {
             run_id: "demo-unknown-run",
             session_key: "agent:main:demo-unknown",
             session_id: "00000000-0000-4000-8000-000000000000",
             agent_id: "main",
         };
-        let e = p::assistant(
-            &ghost,
-            1,
-            now_ms(),
-            "ghost:1",
-            AssistantData::Full {
-                text: "ghost",
-                delta: "ghost",
-            },
-        );
+        let e = p::assistant(&ghost, 1, now_ms(), "ghost:1", AssistantData::Full { text: "ghost", delta: "ghost" });
         self.bc.agent(e).await;
         if oversize > 0 {
             let pad = "x".repeat(oversize.saturating_sub(80));
@@ -261,10 +246,7 @@ impl Script {
                     let d = match form {
                         AssistantForm::DeltaOnly => AssistantData::DeltaOnly { delta },
                         AssistantForm::TextOnly => AssistantData::TextOnly { text: &self.text },
-                        _ => AssistantData::Full {
-                            text: &self.text,
-                            delta,
-                        },
+                        _ => AssistantData::Full { text: &self.text, delta },
                     };
                     p::assistant(&self.r(), s, ts, &item_id, d)
                 }
@@ -317,12 +299,8 @@ pub async fn run(shared: Arc<Shared>, spec: RunSpec, abort: oneshot::Receiver<()
     let outcome = drive(&mut sc, b.mode).await;
     let (payload, error, wait_status) = match outcome {
         Ok(Ended::Completed) => {
-            let usage = Usage {
-                input,
-                output: sc.outputs,
-            };
-            let payload =
-                p::final_ok_payload(&sc.r(), &sc.text, sc.t0.elapsed().as_millis() as u64, usage);
+            let usage = Usage { input, output: sc.outputs };
+            let payload = p::final_ok_payload(&sc.r(), &sc.text, sc.t0.elapsed().as_millis() as u64, usage);
             (payload, None, "ok")
         }
         Ok(Ended::Failed(f)) => {
@@ -330,16 +308,8 @@ pub async fn run(shared: Arc<Shared>, spec: RunSpec, abort: oneshot::Receiver<()
             (payload, Some(err), "error")
         }
         Err(stop) => {
-            let reason = if stop == Stop::Abort {
-                "rpc"
-            } else {
-                "timeout"
-            };
-            let error = if stop == Stop::Abort {
-                "aborted"
-            } else {
-                "timeout"
-            };
+            let reason = if stop == Stop::Abort { "rpc" } else { "timeout" };
+            let error = if stop == Stop::Abort { "aborted" } else { "timeout" };
             if sc.started {
                 let s = sc.next_seq();
                 let e = p::lifecycle_model_reset(&sc.r(), s, now_ms());
@@ -350,17 +320,9 @@ pub async fn run(shared: Arc<Shared>, spec: RunSpec, abort: oneshot::Receiver<()
             sc.bc.agent(e).await;
             let e = p::chat_aborted(&sc.r(), s, now_ms(), reason, &sc.text);
             sc.bc.chat(e).await;
-            let usage = Usage {
-                input,
-                output: sc.outputs,
-            };
-            let payload = p::final_aborted_payload(
-                &sc.r(),
-                &sc.text,
-                sc.t0.elapsed().as_millis() as u64,
-                usage,
-                reason,
-            );
+            let usage = Usage { input, output: sc.outputs };
+            let payload =
+                p::final_aborted_payload(&sc.r(), &sc.text, sc.t0.elapsed().as_millis() as u64, usage, reason);
             (payload, None, "timeout")
         }
     };
@@ -368,16 +330,8 @@ pub async fn run(shared: Arc<Shared>, spec: RunSpec, abort: oneshot::Receiver<()
         Some(err) => p::res_err_with_payload(&sc.spec.req_id, &payload, err),
         None => p::res_ok(&sc.spec.req_id, &payload),
     };
-    shared.finish_run(
-        &sc.spec.run_id,
-        Finished {
-            payload,
-            error,
-            wait_status,
-            ended_at: now_ms(),
-            at: Instant::now(),
-        },
-    );
+    shared
+        .finish_run(&sc.spec.run_id, Finished { payload, error, wait_status, ended_at: now_ms(), at: Instant::now() });
     let _ = sc.spec.requester.send(Out::Frame(frame)).await;
 }
 
@@ -409,14 +363,7 @@ async fn drive(sc: &mut Script, mode: Mode) -> Result<Ended, Stop> {
             for attempt in 1..=retries {
                 fail_attempt(sc, &p::FAILURE_500).await;
                 let s = sc.next_seq();
-                let e = p::run_status_retrying(
-                    &sc.r(),
-                    s,
-                    now_ms(),
-                    attempt,
-                    retries,
-                    delay.as_millis() as u64,
-                );
+                let e = p::run_status_retrying(&sc.r(), s, now_ms(), attempt, retries, delay.as_millis() as u64);
                 sc.bc.agent(e).await;
                 sc.pause(Some(delay)).await?;
                 let s = sc.next_seq();

@@ -40,22 +40,12 @@ where
     let (sink, stream) = ws.split();
     let writer = tokio::spawn(writer(sink, rx, shared.clone()));
     let writer_handle = writer.abort_handle();
-    let reader = tokio::spawn(reader(
-        stream,
-        tx,
-        shared.clone(),
-        id,
-        info,
-        writer.abort_handle(),
-    ));
+    let reader = tokio::spawn(reader(stream, tx, shared.clone(), id, info, writer.abort_handle()));
     shared.attach_conn_tasks(id, vec![reader.abort_handle(), writer_handle]);
 }
 
-async fn writer<S>(
-    mut sink: SplitSink<WebSocketStream<S>, Message>,
-    mut rx: mpsc::Receiver<Out>,
-    shared: Arc<Shared>,
-) where
+async fn writer<S>(mut sink: SplitSink<WebSocketStream<S>, Message>, mut rx: mpsc::Receiver<Out>, shared: Arc<Shared>)
+where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut seq: u64 = 0;
@@ -83,8 +73,7 @@ async fn writer<S>(
                 }
                 Out::StartTicks(every) => {
                     let every = every.max(Duration::from_millis(1));
-                    let mut t =
-                        tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+                    let mut t = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
                     t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                     ticker = Some(t);
                     next = rx.try_recv().ok();
@@ -104,10 +93,7 @@ async fn writer<S>(
             }
         }
         if let Some((code, reason)) = closing {
-            let frame = CloseFrame {
-                code: CloseCode::from(code),
-                reason: truncate_reason(&reason).into(),
-            };
+            let frame = CloseFrame { code: CloseCode::from(code), reason: truncate_reason(&reason).into() };
             let _ = sink.send(Message::Close(Some(frame))).await;
             break;
         }
@@ -175,16 +161,8 @@ async fn reader<S>(
             Err(_) => continue,
         };
         let is_req = frame.get("type").and_then(Value::as_str) == Some("req");
-        let req_id = frame
-            .get("id")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let method = frame
-            .get("method")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
+        let req_id = frame.get("id").and_then(Value::as_str).unwrap_or("").to_string();
+        let method = frame.get("method").and_then(Value::as_str).unwrap_or("").to_string();
         if is_req {
             shared.record_request(&frame, &method);
         }
@@ -245,12 +223,7 @@ async fn handle_connect(
         mode: b.handshake,
     };
     match evaluate_connect(params, &ctx) {
-        ConnectOutcome::Reject {
-            error,
-            close_code,
-            close_reason,
-            auth_failure,
-        } => {
+        ConnectOutcome::Reject { error, close_code, close_reason, auth_failure } => {
             if auth_failure && !b.auth_failure_delay.is_zero() {
                 tokio::time::sleep(b.auth_failure_delay).await;
             }
@@ -258,10 +231,7 @@ async fn handle_connect(
             close(tx, close_code, &close_reason).await;
             ConnectResult::Closing
         }
-        ConnectOutcome::Accept {
-            scopes,
-            auth_method,
-        } => {
+        ConnectOutcome::Accept { scopes, auth_method } => {
             let conn_id = uuid::Uuid::new_v4().to_string();
             let tick = b.tick_interval;
             let hello = p::hello_ok_payload(&p::HelloOk {
@@ -315,11 +285,7 @@ async fn handle_request(
         "agent" => handle_agent(shared, tx, req_id, params).await,
         "agent.wait" => handle_wait(shared, tx, req_id, params),
         "chat.abort" | "sessions.abort" => {
-            let key_field = if method == "chat.abort" {
-                "sessionKey"
-            } else {
-                "key"
-            };
+            let key_field = if method == "chat.abort" { "sessionKey" } else { "key" };
             let get = |k: &str| params.and_then(|p| p.get(k)).and_then(Value::as_str);
             let raw_key = get(key_field).unwrap_or("");
             let run_id = get("runId").filter(|r| !r.is_empty());
@@ -336,18 +302,9 @@ async fn handle_request(
         }
         "health" => reply(p::res_ok(req_id, r#"{"ok":true}"#)).await,
         _ => {
-            let agents: Vec<String> = shared
-                .cfg
-                .agents
-                .iter()
-                .map(|a| crate::json::Obj::new().str("id", a).finish())
-                .collect();
-            let default = shared
-                .cfg
-                .agents
-                .first()
-                .map(String::as_str)
-                .unwrap_or("main");
+            let agents: Vec<String> =
+                shared.cfg.agents.iter().map(|a| crate::json::Obj::new().str("id", a).finish()).collect();
+            let default = shared.cfg.agents.first().map(String::as_str).unwrap_or("main");
             let payload = crate::json::Obj::new()
                 .str("defaultId", default)
                 .str("mainKey", "main")
@@ -359,21 +316,11 @@ async fn handle_request(
     }
 }
 
-async fn handle_agent(
-    shared: &Arc<Shared>,
-    tx: &mpsc::Sender<Out>,
-    req_id: &str,
-    params: Option<&Value>,
-) {
+async fn handle_agent(shared: &Arc<Shared>, tx: &mpsc::Sender<Out>, req_id: &str, params: Option<&Value>) {
     let req = match parse_agent_params(params, &shared.cfg.agents) {
         Ok(r) => r,
         Err(msg) => {
-            let _ = tx
-                .send(Out::Frame(p::res_err(
-                    req_id,
-                    &p::err_invalid_request(&msg),
-                )))
-                .await;
+            let _ = tx.send(Out::Frame(p::res_err(req_id, &p::err_invalid_request(&msg)))).await;
             return;
         }
     };
@@ -381,12 +328,7 @@ async fn handle_agent(
     let abort = match shared.begin_run(&run_id, &req.session_key) {
         Ok((abort, _done)) => abort,
         Err(Ok(())) => {
-            let _ = tx
-                .send(Out::Frame(p::res_ok(
-                    req_id,
-                    &p::in_flight_payload(&run_id),
-                )))
-                .await;
+            let _ = tx.send(Out::Frame(p::res_ok(req_id, &p::in_flight_payload(&run_id)))).await;
             return;
         }
         Err(Err(f)) => {
@@ -399,18 +341,9 @@ async fn handle_agent(
         }
     };
     let session_id = shared.record_session_message(&req.session_key, &req.message);
-    let r = p::RunRef {
-        run_id: &run_id,
-        session_key: &req.session_key,
-        session_id: &session_id,
-        agent_id: &req.agent_id,
-    };
-    let _ = tx
-        .send(Out::Frame(p::res_ok(
-            req_id,
-            &p::accepted_payload(&r, now_ms()),
-        )))
-        .await;
+    let r =
+        p::RunRef { run_id: &run_id, session_key: &req.session_key, session_id: &session_id, agent_id: &req.agent_id };
+    let _ = tx.send(Out::Frame(p::res_ok(req_id, &p::accepted_payload(&r, now_ms())))).await;
     let spec = RunSpec {
         req_id: req_id.to_string(),
         run_id: run_id.clone(),
@@ -426,15 +359,8 @@ async fn handle_agent(
 }
 
 fn handle_wait(shared: &Arc<Shared>, tx: &mpsc::Sender<Out>, req_id: &str, params: Option<&Value>) {
-    let run_id = params
-        .and_then(|p| p.get("runId"))
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    let timeout_ms = params
-        .and_then(|p| p.get("timeoutMs"))
-        .and_then(Value::as_u64)
-        .unwrap_or(30_000);
+    let run_id = params.and_then(|p| p.get("runId")).and_then(Value::as_str).unwrap_or("").to_string();
+    let timeout_ms = params.and_then(|p| p.get("timeoutMs")).and_then(Value::as_u64).unwrap_or(30_000);
     let shared = shared.clone();
     let tx = tx.clone();
     let req_id = req_id.to_string();
@@ -457,10 +383,7 @@ fn handle_wait(shared: &Arc<Shared>, tx: &mpsc::Sender<Out>, req_id: &str, param
                 .str("status", f.wait_status)
                 .num("endedAt", f.ended_at)
                 .finish(),
-            None => crate::json::Obj::new()
-                .str("runId", &run_id)
-                .str("status", "timeout")
-                .finish(),
+            None => crate::json::Obj::new().str("runId", &run_id).str("status", "timeout").finish(),
         };
         let _ = tx.send(Out::Frame(p::res_ok(&req_id, &payload))).await;
     });

@@ -22,15 +22,9 @@ async fn backend_handshake_keeps_scopes() {
     let p = &hello["payload"];
     assert_eq!(p["type"], "hello-ok");
     assert_eq!(p["protocol"], 4);
-    assert_eq!(
-        p["auth"],
-        json!({"method":"token","role":"operator","scopes":["operator.read","operator.write"]})
-    );
+    assert_eq!(p["auth"], json!({"method":"token","role":"operator","scopes":["operator.read","operator.write"]}));
     assert_eq!(p["policy"]["tickIntervalMs"], 30000);
-    assert_eq!(
-        p["snapshot"]["sessionDefaults"]["mainSessionKey"],
-        "agent:main:main"
-    );
+    assert_eq!(p["snapshot"]["sessionDefaults"]["mainSessionKey"], "agent:main:main");
     assert_eq!(gw.connection_count(), 1);
 }
 
@@ -40,21 +34,13 @@ async fn password_field_carries_the_token() {
     let mut params = connect_params(TOKEN);
     params["auth"] = json!({"password": TOKEN});
     let (_ws, hello) = handshake_with(gw.addr(), params, &[]).await;
-    assert_eq!(
-        hello["payload"]["auth"]["scopes"],
-        json!(["operator.read", "operator.write"])
-    );
+    assert_eq!(hello["payload"]["auth"]["scopes"], json!(["operator.read", "operator.write"]));
 }
 
 #[tokio::test]
 async fn origin_header_clears_scopes_and_agent_is_forbidden() {
     let gw = gateway().await;
-    let (mut ws, hello) = handshake_with(
-        gw.addr(),
-        connect_params(TOKEN),
-        &[("origin", "http://evil.example")],
-    )
-    .await;
+    let (mut ws, hello) = handshake_with(gw.addr(), connect_params(TOKEN), &[("origin", "http://evil.example")]).await;
     assert_eq!(hello["payload"]["auth"]["scopes"], json!([]));
     agent(&mut ws, "a1", json!({"message":"hi","idempotencyKey":"k1"})).await;
     let res = recv_no_tick(&mut ws).await;
@@ -62,12 +48,7 @@ async fn origin_header_clears_scopes_and_agent_is_forbidden() {
         res,
         json!({"type":"res","id":"a1","ok":false,"error":{"code":"FORBIDDEN","message":"missing scope: operator.write","details":{"code":"MISSING_SCOPE","missingScope":"operator.write","requiredScopes":["operator.write"]}}})
     );
-    let (_ws2, hello) = handshake_with(
-        gw.addr(),
-        connect_params(TOKEN),
-        &[("x-forwarded-for", "10.0.0.1")],
-    )
-    .await;
+    let (_ws2, hello) = handshake_with(gw.addr(), connect_params(TOKEN), &[("x-forwarded-for", "10.0.0.1")]).await;
     assert_eq!(hello["payload"]["auth"]["scopes"], json!([]));
 }
 
@@ -79,16 +60,10 @@ async fn wrong_token_gets_captured_error_and_close_1008() {
         res,
         json!({"type":"res","id":"connect-1","ok":false,"error":{"code":"INVALID_REQUEST","message":"unauthorized: gateway token mismatch (provide gateway auth token)","details":{"code":"AUTH_TOKEN_MISMATCH","authReason":"token_mismatch","canRetryWithDeviceToken":false,"recommendedNextStep":"update_auth_credentials"}}})
     );
-    match tokio::time::timeout(Duration::from_secs(5), ws.next())
-        .await
-        .unwrap()
-    {
+    match tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap() {
         Some(Ok(Message::Close(Some(cf)))) => {
             assert_eq!(u16::from(cf.code), 1008);
-            assert_eq!(
-                cf.reason.as_str(),
-                "unauthorized: gateway token mismatch (provide gateway auth token)"
-            );
+            assert_eq!(cf.reason.as_str(), "unauthorized: gateway token mismatch (provide gateway auth token)");
         }
         other => panic!("expected close, got {other:?}"),
     }
@@ -99,11 +74,7 @@ async fn first_frame_rules() {
     let gw = gateway().await;
     let mut ws = open(gw.addr(), &[]).await;
     recv(&mut ws).await;
-    send(
-        &mut ws,
-        json!({"type":"req","id":"x1","method":"health","params":{}}),
-    )
-    .await;
+    send(&mut ws, json!({"type":"req","id":"x1","method":"health","params":{}})).await;
     assert_eq!(
         recv(&mut ws).await,
         json!({"type":"res","id":"x1","ok":false,"error":{"code":"INVALID_REQUEST","message":"invalid handshake: first request must be connect"}})
@@ -114,9 +85,7 @@ async fn first_frame_rules() {
     }
     let mut ws = open(gw.addr(), &[]).await;
     recv(&mut ws).await;
-    futures_util::SinkExt::send(&mut ws, Message::Text("hello".into()))
-        .await
-        .unwrap();
+    futures_util::SinkExt::send(&mut ws, Message::Text("hello".into())).await.unwrap();
     match ws.next().await {
         Some(Ok(Message::Close(Some(cf)))) => assert_eq!(u16::from(cf.code), 1000),
         other => panic!("expected close 1000, got {other:?}"),
@@ -134,19 +103,9 @@ async fn first_frame_rules() {
 
 #[tokio::test]
 async fn agent_turn_follows_capture_order() {
-    let gw = DemoGateway::builder()
-        .token(TOKEN)
-        .reply(["Hello", ", world!"])
-        .start()
-        .await
-        .unwrap();
+    let gw = DemoGateway::builder().token(TOKEN).reply(["Hello", ", world!"]).start().await.unwrap();
     let mut ws = handshake(gw.addr()).await;
-    agent(
-        &mut ws,
-        "agent-1",
-        json!({"message":"Say hello","idempotencyKey":"idem-1","agentId":"main"}),
-    )
-    .await;
+    agent(&mut ws, "agent-1", json!({"message":"Say hello","idempotencyKey":"idem-1","agentId":"main"})).await;
     let frames = collect_run(&mut ws, "agent-1").await;
     let labels: Vec<String> = frames.iter().map(label).collect();
     assert_eq!(
@@ -172,15 +131,9 @@ async fn agent_turn_follows_capture_order() {
         json!({"runId":"idem-1","sessionKey":"agent:main:main","agentId":"main","status":"accepted","acceptedAt":frames[0]["payload"]["acceptedAt"]})
     );
     // Frame seq counts per connection; payload seq per run (chat shares the agent seq).
-    let frame_seqs: Vec<u64> = frames[1..12]
-        .iter()
-        .map(|f| f["seq"].as_u64().unwrap())
-        .collect();
+    let frame_seqs: Vec<u64> = frames[1..12].iter().map(|f| f["seq"].as_u64().unwrap()).collect();
     assert_eq!(frame_seqs, (1..=11).collect::<Vec<_>>());
-    let payload_seqs: Vec<u64> = frames[1..12]
-        .iter()
-        .map(|f| f["payload"]["seq"].as_u64().unwrap())
-        .collect();
+    let payload_seqs: Vec<u64> = frames[1..12].iter().map(|f| f["payload"]["seq"].as_u64().unwrap()).collect();
     assert_eq!(payload_seqs, [1, 2, 3, 3, 4, 5, 6, 7, 8, 8, 8]);
     assert_eq!(frames[3]["payload"]["data"]["text"], "Hello");
     assert_eq!(
@@ -192,10 +145,7 @@ async fn agent_turn_follows_capture_order() {
     assert_eq!(fin["ok"], true);
     assert_eq!(fin["payload"]["status"], "ok");
     assert_eq!(fin["payload"]["summary"], "completed");
-    assert_eq!(
-        fin["payload"]["result"]["payloads"],
-        json!([{"text":"Hello, world!","mediaUrl":null}])
-    );
+    assert_eq!(fin["payload"]["result"]["payloads"], json!([{"text":"Hello, world!","mediaUrl":null}]));
     assert_eq!(
         fin["payload"]["result"]["meta"]["agentMeta"]["usage"],
         json!({"input":2,"output":2,"cacheRead":0,"cacheWrite":0,"total":4})
@@ -212,12 +162,7 @@ async fn agent_turn_follows_capture_order() {
 async fn default_reply_echoes_the_prompt_word_by_word() {
     let gw = gateway().await;
     let mut ws = handshake(gw.addr()).await;
-    agent(
-        &mut ws,
-        "a",
-        json!({"message":"hi there","idempotencyKey":"e1","sessionKey":"My-Thread"}),
-    )
-    .await;
+    agent(&mut ws, "a", json!({"message":"hi there","idempotencyKey":"e1","sessionKey":"My-Thread"})).await;
     let frames = collect_run(&mut ws, "a").await;
     assert_eq!(frames[0]["payload"]["sessionKey"], "agent:main:my-thread");
     let deltas: Vec<&str> = frames
@@ -227,40 +172,18 @@ async fn default_reply_echoes_the_prompt_word_by_word() {
         .collect();
     assert_eq!(deltas, ["You ", "said: ", "hi ", "there"]);
     let fin = frames.last().unwrap();
-    assert_eq!(
-        fin["payload"]["result"]["payloads"][0]["text"],
-        "You said: hi there"
-    );
-    assert_eq!(
-        fin["payload"]["result"]["meta"]["agentMeta"]["usage"]["input"],
-        2
-    );
-    assert_eq!(
-        fin["payload"]["result"]["meta"]["agentMeta"]["usage"]["output"],
-        4
-    );
-    assert_eq!(
-        gw.sessions().get("agent:main:my-thread").unwrap(),
-        &vec!["hi there".to_string()]
-    );
+    assert_eq!(fin["payload"]["result"]["payloads"][0]["text"], "You said: hi there");
+    assert_eq!(fin["payload"]["result"]["meta"]["agentMeta"]["usage"]["input"], 2);
+    assert_eq!(fin["payload"]["result"]["meta"]["agentMeta"]["usage"]["output"], 4);
+    assert_eq!(gw.sessions().get("agent:main:my-thread").unwrap(), &vec!["hi there".to_string()]);
 }
 
 #[tokio::test]
 async fn events_are_broadcast_to_every_reader() {
-    let gw = DemoGateway::builder()
-        .token(TOKEN)
-        .reply(["a", "b"])
-        .start()
-        .await
-        .unwrap();
+    let gw = DemoGateway::builder().token(TOKEN).reply(["a", "b"]).start().await.unwrap();
     let mut a = handshake(gw.addr()).await;
     let mut b = handshake(gw.addr()).await;
-    agent(
-        &mut a,
-        "r1",
-        json!({"message":"x","idempotencyKey":"shared-run"}),
-    )
-    .await;
+    agent(&mut a, "r1", json!({"message":"x","idempotencyKey":"shared-run"})).await;
     let fa = collect_run(&mut a, "r1").await;
     let mut fb = Vec::new();
     while fb.len() < fa.len() - 2 {
@@ -269,9 +192,7 @@ async fn events_are_broadcast_to_every_reader() {
     let la: Vec<String> = fa[1..fa.len() - 1].iter().map(label).collect();
     let lb: Vec<String> = fb.iter().map(label).collect();
     assert_eq!(la, lb);
-    assert!(fb
-        .iter()
-        .all(|f| f["payload"]["runId"] == "shared-run" && f["type"] == "event"));
+    assert!(fb.iter().all(|f| f["payload"]["runId"] == "shared-run" && f["type"] == "event"));
 }
 
 #[tokio::test]
@@ -279,31 +200,18 @@ async fn chat_abort_ends_a_hanging_run() {
     let gw = gateway().await;
     gw.set(|b| b.mode = Mode::Hang);
     let mut ws = handshake(gw.addr()).await;
-    agent(
+    agent(&mut ws, "h1", json!({"message":"wait","idempotencyKey":"hang-1","sessionKey":"s1"})).await;
+    assert_eq!(recv_no_tick(&mut ws).await["payload"]["status"], "accepted");
+    assert!(tokio::time::timeout(Duration::from_millis(100), recv_no_tick(&mut ws)).await.is_err());
+    assert_eq!(gw.runs_in_flight(), 1);
+    send(
         &mut ws,
-        "h1",
-        json!({"message":"wait","idempotencyKey":"hang-1","sessionKey":"s1"}),
+        json!({"type":"req","id":"ab1","method":"chat.abort","params":{"sessionKey":"agent:main:s1","runId":"hang-1"}}),
     )
     .await;
-    assert_eq!(recv_no_tick(&mut ws).await["payload"]["status"], "accepted");
-    assert!(
-        tokio::time::timeout(Duration::from_millis(100), recv_no_tick(&mut ws))
-            .await
-            .is_err()
-    );
-    assert_eq!(gw.runs_in_flight(), 1);
-    send(&mut ws, json!({"type":"req","id":"ab1","method":"chat.abort","params":{"sessionKey":"agent:main:s1","runId":"hang-1"}})).await;
     let frames = collect_run(&mut ws, "h1").await;
     let labels: Vec<String> = frames.iter().map(label).collect();
-    assert_eq!(
-        labels,
-        [
-            "res:ok",
-            "agent:lifecycle:error",
-            "chat:aborted",
-            "res:timeout"
-        ]
-    );
+    assert_eq!(labels, ["res:ok", "agent:lifecycle:error", "chat:aborted", "res:timeout"]);
     assert_eq!(
         frames[0],
         json!({"type":"res","id":"ab1","ok":true,"payload":{"ok":true,"aborted":true,"runIds":["hang-1"]}})
@@ -316,16 +224,14 @@ async fn chat_abort_ends_a_hanging_run() {
     assert_eq!(fin["payload"]["status"], "timeout");
     assert_eq!(fin["payload"]["summary"], "aborted");
     assert_eq!(fin["payload"]["stopReason"], "rpc");
-    assert_eq!(
-        gw.aborts(),
-        [("agent:main:s1".to_string(), "hang-1".to_string())]
-    );
+    assert_eq!(gw.aborts(), [("agent:main:s1".to_string(), "hang-1".to_string())]);
     assert_eq!(gw.runs_in_flight(), 0);
-    send(&mut ws, json!({"type":"req","id":"ab2","method":"chat.abort","params":{"sessionKey":"agent:main:s1","runId":"nope"}})).await;
-    assert_eq!(
-        recv_no_tick(&mut ws).await["payload"],
-        json!({"ok":true,"aborted":false,"runIds":[]})
-    );
+    send(
+        &mut ws,
+        json!({"type":"req","id":"ab2","method":"chat.abort","params":{"sessionKey":"agent:main:s1","runId":"nope"}}),
+    )
+    .await;
+    assert_eq!(recv_no_tick(&mut ws).await["payload"], json!({"ok":true,"aborted":false,"runIds":[]}));
 }
 
 #[tokio::test]
@@ -346,10 +252,7 @@ async fn idempotency_in_flight_and_replay() {
             first_final = Some(v);
         }
     }
-    assert_eq!(
-        in_flight.unwrap()["payload"],
-        json!({"runId":"idem-retry-demo","status":"in_flight"})
-    );
+    assert_eq!(in_flight.unwrap()["payload"], json!({"runId":"idem-retry-demo","status":"in_flight"}));
     agent(&mut ws, "a3", params).await;
     let replay = recv_no_tick(&mut ws).await;
     assert_eq!(replay["id"], "a3");
@@ -358,12 +261,7 @@ async fn idempotency_in_flight_and_replay() {
 
 #[tokio::test]
 async fn agent_validation_errors() {
-    let gw = DemoGateway::builder()
-        .token(TOKEN)
-        .agents(["main", "ops"])
-        .start()
-        .await
-        .unwrap();
+    let gw = DemoGateway::builder().token(TOKEN).agents(["main", "ops"]).start().await.unwrap();
     let mut ws = handshake(gw.addr()).await;
     let cases = [
         (
@@ -383,30 +281,12 @@ async fn agent_validation_errors() {
         let id = format!("v{i}");
         agent(&mut ws, &id, params).await;
         let res = recv_no_tick(&mut ws).await;
-        assert_eq!(
-            res,
-            json!({"type":"res","id":id,"ok":false,"error":{"code":"INVALID_REQUEST","message":msg}})
-        );
+        assert_eq!(res, json!({"type":"res","id":id,"ok":false,"error":{"code":"INVALID_REQUEST","message":msg}}));
     }
-    send(
-        &mut ws,
-        json!({"type":"req","id":"u1","method":"nope.method","params":{}}),
-    )
-    .await;
-    assert_eq!(
-        recv_no_tick(&mut ws).await["error"]["message"],
-        "unknown method: nope.method"
-    );
-    agent(
-        &mut ws,
-        "ops1",
-        json!({"message":"m","idempotencyKey":"o1","agentId":"ops"}),
-    )
-    .await;
-    assert_eq!(
-        recv_no_tick(&mut ws).await["payload"]["sessionKey"],
-        "agent:ops:main"
-    );
+    send(&mut ws, json!({"type":"req","id":"u1","method":"nope.method","params":{}})).await;
+    assert_eq!(recv_no_tick(&mut ws).await["error"]["message"], "unknown method: nope.method");
+    agent(&mut ws, "ops1", json!({"message":"m","idempotencyKey":"o1","agentId":"ops"})).await;
+    assert_eq!(recv_no_tick(&mut ws).await["payload"]["sessionKey"], "agent:ops:main");
 }
 
 #[tokio::test]
@@ -414,12 +294,7 @@ async fn upstream_failures_have_captured_shapes() {
     let gw = gateway().await;
     let mut ws = handshake(gw.addr()).await;
     gw.set(|b| b.mode = Mode::Upstream400);
-    agent(
-        &mut ws,
-        "f4",
-        json!({"message":"x","idempotencyKey":"u400"}),
-    )
-    .await;
+    agent(&mut ws, "f4", json!({"message":"x","idempotencyKey":"u400"})).await;
     let frames = collect_run(&mut ws, "f4").await;
     let labels: Vec<String> = frames.iter().map(label).collect();
     assert_eq!(
@@ -438,63 +313,35 @@ async fn upstream_failures_have_captured_shapes() {
     let fin = frames.last().unwrap();
     let msg = "LLM request failed: provider rejected the request schema or tool payload.";
     assert_eq!(fin["ok"], false);
-    assert_eq!(
-        fin["payload"],
-        json!({"runId":"u400","status":"error","summary":msg})
-    );
+    assert_eq!(fin["payload"], json!({"runId":"u400","status":"error","summary":msg}));
     assert_eq!(fin["error"], json!({"code":"UNAVAILABLE","message":msg}));
-    assert_eq!(
-        frames[3]["payload"]["data"]["errorObservation"]["failoverReason"],
-        "format"
-    );
+    assert_eq!(frames[3]["payload"]["data"]["errorObservation"]["failoverReason"], "format");
 
     gw.set(|b| {
         b.mode = Mode::Upstream500;
         b.upstream500_retries = 2;
         b.upstream500_retry_delay = Duration::from_millis(5);
     });
-    agent(
-        &mut ws,
-        "f5",
-        json!({"message":"x","idempotencyKey":"u500"}),
-    )
-    .await;
+    agent(&mut ws, "f5", json!({"message":"x","idempotencyKey":"u500"})).await;
     let frames = collect_run(&mut ws, "f5").await;
     let labels: Vec<String> = frames.iter().map(label).collect();
-    let attempt = [
-        "agent:lifecycle:start",
-        "agent:lifecycle:model",
-        "agent:lifecycle:finishing",
-    ];
+    let attempt = ["agent:lifecycle:start", "agent:lifecycle:model", "agent:lifecycle:finishing"];
     let mut want = vec!["res:accepted"];
     for _ in 0..2 {
         want.extend(attempt);
         want.extend(["agent:run_status", "agent:assistant"]);
     }
     want.extend(attempt);
-    want.extend([
-        "agent:lifecycle:model-reset",
-        "agent:lifecycle:error",
-        "chat:error",
-        "res:error",
-    ]);
+    want.extend(["agent:lifecycle:model-reset", "agent:lifecycle:error", "chat:error", "res:error"]);
     assert_eq!(labels, want);
-    let replace = frames
-        .iter()
-        .find(|f| label(f) == "agent:assistant")
-        .unwrap();
+    let replace = frames.iter().find(|f| label(f) == "agent:assistant").unwrap();
     assert_eq!(replace["payload"]["data"]["replace"], true);
     assert_eq!(frames.last().unwrap()["error"]["code"], "UNAVAILABLE");
 }
 
 #[tokio::test]
 async fn assistant_forms_and_replace() {
-    let gw = DemoGateway::builder()
-        .token(TOKEN)
-        .reply(["A", "B"])
-        .start()
-        .await
-        .unwrap();
+    let gw = DemoGateway::builder().token(TOKEN).reply(["A", "B"]).start().await.unwrap();
     let mut ws = handshake(gw.addr()).await;
     let data_of = |frames: &[serde_json::Value]| -> Vec<serde_json::Value> {
         frames
@@ -509,16 +356,10 @@ async fn assistant_forms_and_replace() {
     };
     gw.set(|b| b.assistant_form = AssistantForm::DeltaOnly);
     agent(&mut ws, "d", json!({"message":"x","idempotencyKey":"f-d"})).await;
-    assert_eq!(
-        data_of(&collect_run(&mut ws, "d").await),
-        [json!({"delta":"A"}), json!({"delta":"B"})]
-    );
+    assert_eq!(data_of(&collect_run(&mut ws, "d").await), [json!({"delta":"A"}), json!({"delta":"B"})]);
     gw.set(|b| b.assistant_form = AssistantForm::TextOnly);
     agent(&mut ws, "t", json!({"message":"x","idempotencyKey":"f-t"})).await;
-    assert_eq!(
-        data_of(&collect_run(&mut ws, "t").await),
-        [json!({"text":"A"}), json!({"text":"AB"})]
-    );
+    assert_eq!(data_of(&collect_run(&mut ws, "t").await), [json!({"text":"A"}), json!({"text":"AB"})]);
     gw.set(|b| b.assistant_form = AssistantForm::ReplaceThenText);
     agent(&mut ws, "r", json!({"message":"x","idempotencyKey":"f-r"})).await;
     let frames = collect_run(&mut ws, "r").await;
@@ -531,10 +372,7 @@ async fn assistant_forms_and_replace() {
             json!({"text":"AB","delta":"B"})
         ]
     );
-    assert_eq!(
-        frames.last().unwrap()["payload"]["result"]["payloads"][0]["text"],
-        "AB"
-    );
+    assert_eq!(frames.last().unwrap()["payload"]["result"]["payloads"][0]["text"], "AB");
 }
 
 #[tokio::test]
@@ -554,19 +392,10 @@ async fn ticks_garbage_and_silence() {
     assert!(t["payload"]["ts"].as_u64().unwrap() > 0);
 
     gw.set(|b| b.send_garbage_before_events = Some(2048));
-    agent(
-        &mut ws,
-        "g",
-        json!({"message":"x","idempotencyKey":"garbage"}),
-    )
-    .await;
+    agent(&mut ws, "g", json!({"message":"x","idempotencyKey":"garbage"})).await;
     let mut raw = Vec::new();
     loop {
-        let m = tokio::time::timeout(Duration::from_secs(5), ws.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        let m = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap().unwrap().unwrap();
         if let Message::Text(t) = m {
             let done = t.as_str().contains("\"status\":\"ok\"");
             raw.push(t.as_str().to_string());
@@ -575,33 +404,19 @@ async fn ticks_garbage_and_silence() {
             }
         }
     }
-    assert!(
-        raw.iter()
-            .any(|t| serde_json::from_str::<serde_json::Value>(t).is_err()),
-        "malformed frame"
-    );
+    assert!(raw.iter().any(|t| serde_json::from_str::<serde_json::Value>(t).is_err()), "malformed frame");
     assert!(raw.iter().any(|t| t.contains("demo-unknown-run")));
-    assert!(raw
-        .iter()
-        .any(|t| t.len() >= 2000 && t.contains("demo.oversized")));
+    assert!(raw.iter().any(|t| t.len() >= 2000 && t.contains("demo.oversized")));
 
     gw.set(|b| {
         b.send_garbage_before_events = None;
         b.silent = true;
     });
-    agent(
-        &mut ws,
-        "s",
-        json!({"message":"x","idempotencyKey":"silent"}),
-    )
-    .await;
+    agent(&mut ws, "s", json!({"message":"x","idempotencyKey":"silent"})).await;
     let a = recv_no_tick(&mut ws).await;
     assert_eq!(a["payload"]["status"], "accepted");
     let fin = recv(&mut ws).await;
-    assert_eq!(
-        fin["payload"]["status"], "ok",
-        "no events or ticks in silent mode: {fin}"
-    );
+    assert_eq!(fin["payload"]["status"], "ok", "no events or ticks in silent mode: {fin}");
 }
 
 #[tokio::test]
@@ -616,14 +431,8 @@ async fn handshake_modes() {
     gw.set(|b| b.handshake = HandshakeMode::NeverAnswer);
     let mut ws = open(gw.addr(), &[]).await;
     recv(&mut ws).await;
-    send(
-        &mut ws,
-        json!({"type":"req","id":"c","method":"connect","params":connect_params(TOKEN)}),
-    )
-    .await;
-    assert!(tokio::time::timeout(Duration::from_millis(150), ws.next())
-        .await
-        .is_err());
+    send(&mut ws, json!({"type":"req","id":"c","method":"connect","params":connect_params(TOKEN)})).await;
+    assert!(tokio::time::timeout(Duration::from_millis(150), ws.next()).await.is_err());
 }
 
 #[tokio::test]
@@ -633,10 +442,7 @@ async fn drop_all_connections_and_shutdown_rebind() {
     let mut ws = handshake(addr).await;
     assert_eq!(gw.connection_count(), 1);
     gw.drop_all_connections();
-    match tokio::time::timeout(Duration::from_secs(5), ws.next())
-        .await
-        .unwrap()
-    {
+    match tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap() {
         None | Some(Err(_)) => {}
         Some(Ok(Message::Close(_))) => panic!("expected an abrupt drop, got a close frame"),
         Some(Ok(m)) => panic!("unexpected {m:?}"),
@@ -645,12 +451,7 @@ async fn drop_all_connections_and_shutdown_rebind() {
     let _ws2 = handshake(addr).await;
     gw.shutdown().await;
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
-    let gw2 = DemoGateway::builder()
-        .token(TOKEN)
-        .bind(addr.to_string())
-        .start()
-        .await
-        .unwrap();
+    let gw2 = DemoGateway::builder().token(TOKEN).bind(addr.to_string()).start().await.unwrap();
     assert_eq!(gw2.addr(), addr);
     let _ws3 = handshake(addr).await;
 }
@@ -659,14 +460,10 @@ async fn drop_all_connections_and_shutdown_rebind() {
 async fn agent_wait_reports_finished_runs() {
     let gw = gateway().await;
     let mut ws = handshake(gw.addr()).await;
-    agent(
-        &mut ws,
-        "w",
-        json!({"message":"x","idempotencyKey":"wait-1"}),
-    )
-    .await;
+    agent(&mut ws, "w", json!({"message":"x","idempotencyKey":"wait-1"})).await;
     collect_run(&mut ws, "w").await;
-    send(&mut ws, json!({"type":"req","id":"aw","method":"agent.wait","params":{"runId":"wait-1","timeoutMs":1000}})).await;
+    send(&mut ws, json!({"type":"req","id":"aw","method":"agent.wait","params":{"runId":"wait-1","timeoutMs":1000}}))
+        .await;
     let res = recv_no_tick(&mut ws).await;
     assert_eq!(res["payload"]["runId"], "wait-1");
     assert_eq!(res["payload"]["status"], "ok");
@@ -682,53 +479,26 @@ async fn abort_mid_stream_and_timeout_param() {
         .await
         .unwrap();
     let mut ws = handshake(gw.addr()).await;
-    agent(
-        &mut ws,
-        "m",
-        json!({"message":"x","idempotencyKey":"mid-1","sessionKey":"mid"}),
-    )
-    .await;
+    agent(&mut ws, "m", json!({"message":"x","idempotencyKey":"mid-1","sessionKey":"mid"})).await;
     loop {
         let v = recv_no_tick(&mut ws).await;
         if v["payload"]["stream"] == "assistant" {
             break;
         }
     }
-    send(
-        &mut ws,
-        json!({"type":"req","id":"ab","method":"chat.abort","params":{"sessionKey":"mid"}}),
-    )
-    .await;
+    send(&mut ws, json!({"type":"req","id":"ab","method":"chat.abort","params":{"sessionKey":"mid"}})).await;
     let frames = collect_run(&mut ws, "m").await;
     let labels: Vec<String> = frames.iter().map(label).collect();
     assert_eq!(
         labels,
-        [
-            "chat:delta",
-            "res:ok",
-            "agent:lifecycle:model-reset",
-            "agent:lifecycle:error",
-            "chat:aborted",
-            "res:timeout"
-        ]
+        ["chat:delta", "res:ok", "agent:lifecycle:model-reset", "agent:lifecycle:error", "chat:aborted", "res:timeout"]
     );
     assert_eq!(frames[1]["payload"]["runIds"], json!(["mid-1"]));
-    assert_eq!(
-        frames[4]["payload"]["message"]["content"][0]["text"],
-        "one "
-    );
-    assert_eq!(
-        frames[5]["payload"]["result"]["payloads"][0]["text"],
-        "one "
-    );
+    assert_eq!(frames[4]["payload"]["message"]["content"][0]["text"], "one ");
+    assert_eq!(frames[5]["payload"]["result"]["payloads"][0]["text"], "one ");
 
     gw.set(|b| b.mode = Mode::Hang);
-    agent(
-        &mut ws,
-        "t",
-        json!({"message":"x","idempotencyKey":"to-1","timeout":1}),
-    )
-    .await;
+    agent(&mut ws, "t", json!({"message":"x","idempotencyKey":"to-1","timeout":1})).await;
     let frames = collect_run(&mut ws, "t").await;
     let fin = frames.last().unwrap();
     assert_eq!(fin["payload"]["status"], "timeout");

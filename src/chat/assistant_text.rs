@@ -7,8 +7,7 @@
 
 use crate::gateway::AssistantData;
 
-pub const APPEND_ONLY_ERROR: &str =
-    "Assistant output cannot be represented as an append-only response stream.";
+pub const APPEND_ONLY_ERROR: &str = "Assistant output cannot be represented as an append-only response stream.";
 pub const NO_RESPONSE: &str = "No response from OpenClaw.";
 
 #[derive(Debug, Clone)]
@@ -41,10 +40,7 @@ pub struct StreamText {
 
 impl StreamText {
     pub fn new() -> Self {
-        StreamText {
-            in_sync: true,
-            ..Default::default()
-        }
+        StreamText { in_sync: true, ..Default::default() }
     }
 
     /// Applies one assistant event; returns content to send now.
@@ -53,10 +49,7 @@ impl StreamText {
             return None;
         }
         if data.replaceable || self.pending.is_some() {
-            let mut base = self
-                .pending
-                .take()
-                .unwrap_or_else(|| self.assistant.clone());
+            let mut base = self.pending.take().unwrap_or_else(|| self.assistant.clone());
             let as_replace = data.item_id.is_none() && data.text.is_some();
             merge(&mut base, data, as_replace || data.replace);
             self.pending = Some(base);
@@ -65,11 +58,7 @@ impl StreamText {
         let appended = merge(&mut self.assistant, data, data.replace);
         let content = match appended {
             Some(a) if self.in_sync => Some(a),
-            _ => self
-                .assistant
-                .text
-                .strip_prefix(self.streamed.as_str())
-                .map(str::to_string),
+            _ => self.assistant.text.strip_prefix(self.streamed.as_str()).map(str::to_string),
         };
         match content {
             None => {
@@ -119,11 +108,7 @@ fn merge(prev: &mut Merged, input: &AssistantData, replace: bool) -> Option<Stri
         None => prev.scope = None,
         Some(id) if prev.scope.as_ref().is_some_and(|s| s.item_id == id) => same_scope = true,
         Some(id) => {
-            let prefix = if input.replace && input.replaceable {
-                String::new()
-            } else {
-                prev.text.clone()
-            };
+            let prefix = if input.replace && input.replaceable { String::new() } else { prev.text.clone() };
             let boundary = if prefix.is_empty() || prefix.ends_with("\n\n") {
                 0
             } else if prefix.ends_with('\n') {
@@ -131,23 +116,13 @@ fn merge(prev: &mut Merged, input: &AssistantData, replace: bool) -> Option<Stri
             } else {
                 2
             };
-            prev.scope = Some(Scope {
-                item_id: id.to_string(),
-                prefix,
-                boundary_newlines: boundary,
-                separator_len: 0,
-            });
+            prev.scope = Some(Scope { item_id: id.to_string(), prefix, boundary_newlines: boundary, separator_len: 0 });
         }
     }
     if let Some(scope) = prev.scope.as_mut() {
         let offset = scope.prefix.len() + scope.separator_len;
-        let item_len_utf16 = if same_scope {
-            prev.text
-                .get(offset..)
-                .map_or(0, |t| t.encode_utf16().count())
-        } else {
-            0
-        };
+        let item_len_utf16 =
+            if same_scope { prev.text.get(offset..).map_or(0, |t| t.encode_utf16().count()) } else { 0 };
         if input.text.is_none() && same_scope && item_len_utf16 >= 2 {
             let appended = delta.unwrap_or("").to_string();
             prev.text.push_str(&appended);
@@ -156,11 +131,7 @@ fn merge(prev: &mut Merged, input: &AssistantData, replace: bool) -> Option<Stri
         let item_text = match &input.text {
             Some(t) => t.clone(),
             None => {
-                let base = if same_scope {
-                    prev.text.get(offset..).unwrap_or("")
-                } else {
-                    ""
-                };
+                let base = if same_scope { prev.text.get(offset..).unwrap_or("") } else { "" };
                 format!("{base}{}", delta.unwrap_or(""))
             }
         };
@@ -174,17 +145,8 @@ fn merge(prev: &mut Merged, input: &AssistantData, replace: bool) -> Option<Stri
         if scope.prefix.is_empty() {
             scope.boundary_newlines = scope.boundary_newlines.min(scope.separator_len + leading);
         }
-        scope.separator_len = if item_text.is_empty() {
-            0
-        } else {
-            scope.boundary_newlines.saturating_sub(leading)
-        };
-        prev.text = format!(
-            "{}{}{}",
-            scope.prefix,
-            "\n".repeat(scope.separator_len),
-            item_text
-        );
+        scope.separator_len = if item_text.is_empty() { 0 } else { scope.boundary_newlines.saturating_sub(leading) };
+        prev.text = format!("{}{}{}", scope.prefix, "\n".repeat(scope.separator_len), item_text);
         return None;
     }
     match &input.text {
@@ -245,21 +207,11 @@ mod tests {
         let (out, _) = run(&[ev(None, Some("Hel"), None), ev(None, Some("lo"), None)]);
         assert_eq!(out, ["Hel", "lo"]);
 
-        let (out, _) = run(&[
-            ev(None, Some("A"), Some("1")),
-            ev(None, Some("B"), Some("2")),
-        ]);
+        let (out, _) = run(&[ev(None, Some("A"), Some("1")), ev(None, Some("B"), Some("2"))]);
         assert_eq!(out, ["A", "\n\nB"]);
 
-        let (out, _) = run(&[
-            ev(Some("Hello"), None, None),
-            ev(Some("Goodbye"), None, None),
-        ]);
-        assert_eq!(
-            out,
-            ["Hello", "Goodbye"],
-            "a non-extending snapshot appends"
-        );
+        let (out, _) = run(&[ev(Some("Hello"), None, None), ev(Some("Goodbye"), None, None)]);
+        assert_eq!(out, ["Hello", "Goodbye"], "a non-extending snapshot appends");
 
         let mut replace = ev(Some("Bye"), None, None);
         replace.replace = true;
@@ -282,18 +234,11 @@ mod tests {
     #[test]
     fn completion_rules() {
         let s = StreamText::new();
-        assert_eq!(
-            s.completion(Some("Result text")),
-            Ok(Some("Result text".into()))
-        );
+        assert_eq!(s.completion(Some("Result text")), Ok(Some("Result text".into())));
         assert_eq!(s.completion(None), Ok(Some(NO_RESPONSE.into())));
         assert_eq!(s.completion(Some("")), Ok(Some(NO_RESPONSE.into())));
         let (_, s) = run(&[ev(None, Some("abc"), None)]);
-        assert_eq!(
-            s.completion(Some("xyz")),
-            Ok(None),
-            "the result text is ignored once text streamed"
-        );
+        assert_eq!(s.completion(Some("xyz")), Ok(None), "the result text is ignored once text streamed");
     }
 
     #[test]

@@ -11,9 +11,7 @@ fn compat(reason: &str, text: &str) -> Option<(u16, &'static str, String)> {
     let kind = match reason {
         "auth" => "authentication_error",
         "auth_permanent" => "permission_error",
-        "format" | "context_overflow" | "model_not_found" | "session_expired" => {
-            "invalid_request_error"
-        }
+        "format" | "context_overflow" | "model_not_found" | "session_expired" => "invalid_request_error",
         "rate_limit" => "rate_limit_error",
         "overloaded" | "server_error" | "timeout" | "tls_certificate" => "api_error",
         "billing" => "insufficient_quota",
@@ -44,29 +42,17 @@ fn compat(reason: &str, text: &str) -> Option<(u16, &'static str, String)> {
 }
 
 fn internal() -> ChatError {
-    ChatError::RunFailed {
-        status: 500,
-        kind: "api_error",
-        message: "internal error".into(),
-    }
+    ChatError::RunFailed { status: 500, kind: "api_error", message: "internal error".into() }
 }
 
 /// The run's final `res` failed (`ok:false`): a classified provider failure
 /// keeps its status; anything else is a 500 `internal error`.
 pub fn run_error(finish: &Finish, lifecycle: Option<&LifecycleData>) -> ChatError {
-    let reason = lifecycle
-        .and_then(|l| l.error_observation.as_ref())
-        .and_then(|o| o.failover_reason.as_deref());
-    let text = lifecycle
-        .and_then(|l| l.error.as_deref())
-        .or(finish.error.as_ref().map(|e| e.message.as_str()))
-        .unwrap_or("");
+    let reason = lifecycle.and_then(|l| l.error_observation.as_ref()).and_then(|o| o.failover_reason.as_deref());
+    let text =
+        lifecycle.and_then(|l| l.error.as_deref()).or(finish.error.as_ref().map(|e| e.message.as_str())).unwrap_or("");
     match reason.and_then(|r| compat(r, text)) {
-        Some((status, kind, message)) => ChatError::RunFailed {
-            status,
-            kind,
-            message,
-        },
+        Some((status, kind, message)) => ChatError::RunFailed { status, kind, message },
         None => internal(),
     }
 }
@@ -74,18 +60,13 @@ pub fn run_error(finish: &Finish, lifecycle: Option<&LifecycleData>) -> ChatErro
 /// The error event a stream ends with, in the built-in's precedence: a
 /// failed result (mapped as [`run_error`], else the lifecycle error's text),
 /// a run that reported failure, a lifecycle error seen earlier.
-pub fn stream_error(
-    finish: &Finish,
-    lifecycle: Option<&LifecycleData>,
-) -> Option<(String, &'static str)> {
+pub fn stream_error(finish: &Finish, lifecycle: Option<&LifecycleData>) -> Option<(String, &'static str)> {
     if !finish.ok {
         return Some(match run_error(finish, lifecycle) {
-            ChatError::RunFailed { status: 500, .. } => {
-                match lifecycle.and_then(|l| l.error.as_deref()) {
-                    Some(text) if !text.trim().is_empty() => (text.trim().to_string(), "api_error"),
-                    _ => ("internal error".to_string(), "api_error"),
-                }
-            }
+            ChatError::RunFailed { status: 500, .. } => match lifecycle.and_then(|l| l.error.as_deref()) {
+                Some(text) if !text.trim().is_empty() => (text.trim().to_string(), "api_error"),
+                _ => ("internal error".to_string(), "api_error"),
+            },
             e => (e.message().to_string(), e.kind()),
         });
     }
@@ -93,13 +74,7 @@ pub fn stream_error(
         return Some(("internal error".to_string(), "api_error"));
     }
     lifecycle.map(|l| {
-        (
-            l.error
-                .clone()
-                .filter(|e| !e.trim().is_empty())
-                .unwrap_or_else(|| "Agent run failed".into()),
-            "api_error",
-        )
+        (l.error.clone().filter(|e| !e.trim().is_empty()).unwrap_or_else(|| "Agent run failed".into()), "api_error")
     })
 }
 
@@ -118,9 +93,7 @@ mod tests {
             phase: "error".into(),
             error: Some(text.into()),
             aborted: None,
-            error_observation: Some(ErrorObservation {
-                failover_reason: Some(reason.into()),
-            }),
+            error_observation: Some(ErrorObservation { failover_reason: Some(reason.into()) }),
         }
     }
 
@@ -128,63 +101,34 @@ mod tests {
         Finish {
             ok: false,
             status: "error".into(),
-            error: Some(ErrorShape {
-                code: "UNAVAILABLE".into(),
-                message: "x".into(),
-            }),
+            error: Some(ErrorShape { code: "UNAVAILABLE".into(), message: "x".into() }),
             ..Default::default()
         }
     }
 
     #[test]
     fn provider_failures_map_like_the_builtin() {
-        let l = lifecycle(
-            "format",
-            "LLM request failed: provider rejected the request schema or tool payload.",
-        );
+        let l = lifecycle("format", "LLM request failed: provider rejected the request schema or tool payload.");
         let e = run_error(&failed(), Some(&l));
         assert_eq!((e.status(), e.kind()), (400, "invalid_request_error"));
-        assert_eq!(
-            e.message(),
-            "LLM request failed: provider rejected the request schema or tool payload."
-        );
+        assert_eq!(e.message(), "LLM request failed: provider rejected the request schema or tool payload.");
 
-        let l = lifecycle(
-            "server_error",
-            "⚠️ fake/fake-model request failed (provider internal error, HTTP 500).",
-        );
+        let l = lifecycle("server_error", "⚠️ fake/fake-model request failed (provider internal error, HTTP 500).");
         let e = run_error(&failed(), Some(&l));
-        assert_eq!(
-            (e.status(), e.kind(), e.message()),
-            (502, "api_error", "upstream provider error")
-        );
-        assert_eq!(
-            stream_error(&failed(), Some(&l)),
-            Some(("upstream provider error".into(), "api_error"))
-        );
+        assert_eq!((e.status(), e.kind(), e.message()), (502, "api_error", "upstream provider error"));
+        assert_eq!(stream_error(&failed(), Some(&l)), Some(("upstream provider error".into(), "api_error")));
 
         let e = run_error(&failed(), None);
         assert_eq!((e.status(), e.message()), (500, "internal error"));
-        assert_eq!(
-            stream_error(&failed(), None),
-            Some(("internal error".into(), "api_error"))
-        );
+        assert_eq!(stream_error(&failed(), None), Some(("internal error".into(), "api_error")));
     }
 
     #[test]
     fn successful_runs_have_no_error() {
-        let ok = Finish {
-            ok: true,
-            status: "ok".into(),
-            ..Default::default()
-        };
+        let ok = Finish { ok: true, status: "ok".into(), ..Default::default() };
         assert_eq!(stream_error(&ok, None), None);
         assert!(failed_ok(&ok).is_none());
-        let failed_meta = Finish {
-            ok: true,
-            status: "error".into(),
-            ..Default::default()
-        };
+        let failed_meta = Finish { ok: true, status: "error".into(), ..Default::default() };
         assert_eq!(failed_ok(&failed_meta).unwrap().message(), "internal error");
     }
 }

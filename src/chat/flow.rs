@@ -31,11 +31,7 @@ enum Step {
 /// Waits for the first `res`. Until the gateway accepts the run nothing is
 /// committed to the client, so a refusal (unknown agent, gateway trouble)
 /// is still a real HTTP status.
-pub async fn await_accept(
-    svc: &ChatService,
-    session: &mut Session,
-    run: &mut Run,
-) -> Result<(), ChatError> {
+pub async fn await_accept(svc: &ChatService, session: &mut Session, run: &mut Run) -> Result<(), ChatError> {
     let deadline = sleep(svc.limits.accept_timeout);
     tokio::pin!(deadline);
     loop {
@@ -45,10 +41,7 @@ pub async fn await_accept(
             _ = &mut deadline => Step::RunDeadline,
         };
         match step {
-            Step::Event(Some(RunEvent::Accepted {
-                session_key,
-                agent_id,
-            })) => {
+            Step::Event(Some(RunEvent::Accepted { session_key, agent_id })) => {
                 if let Some(key) = session_key {
                     run.session_key = key.into();
                 }
@@ -64,36 +57,23 @@ pub async fn await_accept(
             // A replayed idempotent result can arrive without an accept.
             Step::Event(Some(RunEvent::Finished(_))) => {
                 run.mark_finished();
-                return Err(ChatError::Gateway {
-                    detail: "run finished before it was accepted".into(),
-                });
+                return Err(ChatError::Gateway { detail: "run finished before it was accepted".into() });
             }
             Step::Event(Some(RunEvent::Lost(reason))) => {
                 run.mark_finished();
-                return Err(ChatError::GatewayUnavailable {
-                    reason: reason.to_string(),
-                });
+                return Err(ChatError::GatewayUnavailable { reason: reason.to_string() });
             }
             Step::Event(Some(_)) => continue,
             Step::Event(None) => {
-                return Err(ChatError::GatewayUnavailable {
-                    reason: "run dropped before it was accepted".into(),
-                })
+                return Err(ChatError::GatewayUnavailable { reason: "run dropped before it was accepted".into() })
             }
             Step::ClientGone => {
-                metrics::CLIENT_DISCONNECTS
-                    .with_label_values(&["before_accept"])
-                    .inc();
-                return Err(ChatError::Gateway {
-                    detail: "client went away".into(),
-                });
+                metrics::CLIENT_DISCONNECTS.with_label_values(&["before_accept"]).inc();
+                return Err(ChatError::Gateway { detail: "client went away".into() });
             }
             _ => {
                 return Err(ChatError::GatewayUnavailable {
-                    reason: format!(
-                        "gateway did not accept the run within {:?}",
-                        svc.limits.accept_timeout
-                    ),
+                    reason: format!("gateway did not accept the run within {:?}", svc.limits.accept_timeout),
                 })
             }
         }
@@ -108,9 +88,7 @@ fn rejection(e: &crate::gateway::ErrorShape, agent: &str) -> ChatError {
     if e.message.contains("belongs to") || e.message.contains("invalid agent params") {
         return ChatError::InvalidRequest(e.message.clone());
     }
-    ChatError::Gateway {
-        detail: format!("{} {}", e.code, e.message),
-    }
+    ChatError::Gateway { detail: format!("{} {}", e.code, e.message) }
 }
 
 /// Streams the run as SSE. Returns the outcome label; once the header is
@@ -123,16 +101,11 @@ pub async fn stream(
     log: &mut ChatLog,
 ) -> Result<&'static str, ChatError> {
     let enc = ChunkEncoder::new(&run.id, run.created, &turn.model);
-    io::write_sse_header(session)
-        .await
-        .map_err(|_| gone("before_first_byte"))?;
+    io::write_sse_header(session).await.map_err(|_| gone("before_first_byte"))?;
     log.committed = true;
     log.status = 200;
     let _open = metrics::InflightStream::new();
-    let mut out = Writer {
-        session,
-        idle: svc.limits.sse_keepalive,
-    };
+    let mut out = Writer { session, idle: svc.limits.sse_keepalive };
     out.send(enc.role()).await?;
     let mut text = StreamText::new();
     let mut lifecycle_error: Option<LifecycleData> = None;
@@ -157,9 +130,9 @@ pub async fn stream(
                     let now = Instant::now();
                     match last_token {
                         None => first_token = Some(now),
-                        Some(prev) => metrics::INTER_TOKEN
-                            .with_label_values(&[&*run.agent])
-                            .observe((now - prev).as_secs_f64()),
+                        Some(prev) => {
+                            metrics::INTER_TOKEN.with_label_values(&[&*run.agent]).observe((now - prev).as_secs_f64())
+                        }
                     }
                     last_token = Some(now);
                     metrics::STREAMED_CHUNKS.inc();
@@ -177,52 +150,35 @@ pub async fn stream(
                 run.mark_finished();
                 let ttft = first_token.map(|t| t.duration_since(Instant::from_std(log.started)));
                 if let Some(ttft) = ttft {
-                    metrics::TIME_TO_FIRST_TOKEN
-                        .with_label_values(&[&*run.agent, "true"])
-                        .observe(ttft.as_secs_f64());
+                    metrics::TIME_TO_FIRST_TOKEN.with_label_values(&[&*run.agent, "true"]).observe(ttft.as_secs_f64());
                 }
-                return finish_stream(
-                    &mut out,
-                    &enc,
-                    turn,
-                    &text,
-                    &finish,
-                    lifecycle_error.as_ref(),
-                    &run.agent,
-                )
-                .await;
+                return finish_stream(&mut out, &enc, turn, &text, &finish, lifecycle_error.as_ref(), &run.agent).await;
             }
             Step::Event(Some(RunEvent::Lost(reason))) => {
                 run.mark_finished();
                 tracing::warn!(run_id = %run.id, %reason, "gateway link lost mid-stream");
-                out.end_with_error("upstream gateway connection lost", "api_error")
-                    .await;
+                out.end_with_error("upstream gateway connection lost", "api_error").await;
                 return Ok("gateway_lost");
             }
             Step::Event(Some(_)) => continue,
             Step::Event(None) => {
                 tracing::warn!(run_id = %run.id, "run dropped by the gateway link (reader fell behind or link lost)");
-                out.end_with_error("upstream gateway connection lost", "api_error")
-                    .await;
+                out.end_with_error("upstream gateway connection lost", "api_error").await;
                 return Ok("gateway_lost");
             }
             Step::ClientGone => return Err(gone("mid_stream")),
             Step::KeepAlive => Bytes::from_static(KEEPALIVE),
             Step::RunDeadline => {
-                out.end_with_error("upstream provider timeout", "api_error")
-                    .await;
+                out.end_with_error("upstream provider timeout", "api_error").await;
                 return Ok("run_timeout");
             }
             Step::Drain => {
-                out.end_with_error("Server is shutting down", "api_error")
-                    .await;
+                out.end_with_error("Server is shutting down", "api_error").await;
                 return Ok("drained");
             }
         };
         out.send(chunk).await?;
-        keepalive
-            .as_mut()
-            .reset(Instant::now() + out.idle_or_forever());
+        keepalive.as_mut().reset(Instant::now() + out.idle_or_forever());
     }
 }
 
@@ -235,13 +191,11 @@ async fn finish_stream(
     lifecycle_error: Option<&LifecycleData>,
     agent: &str,
 ) -> Result<&'static str, ChatError> {
-    let error = failure::stream_error(finish, lifecycle_error)
-        .or_else(|| text.error.map(|m| (m.to_string(), "api_error")));
+    let error =
+        failure::stream_error(finish, lifecycle_error).or_else(|| text.error.map(|m| (m.to_string(), "api_error")));
     let rest = match error {
         Some(e) => Err(e),
-        None => text
-            .completion(finish.text.as_deref())
-            .map_err(|m| (m.to_string(), "api_error")),
+        None => text.completion(finish.text.as_deref()).map_err(|m| (m.to_string(), "api_error")),
     };
     match rest {
         Err((message, kind)) => {
@@ -289,9 +243,7 @@ pub async fn collect(
             Step::Event(Some(RunEvent::Assistant(_))) if !first_token => {
                 first_token = true;
                 let ttft = log.started.elapsed().as_secs_f64();
-                metrics::TIME_TO_FIRST_TOKEN
-                    .with_label_values(&[&*run.agent, "false"])
-                    .observe(ttft);
+                metrics::TIME_TO_FIRST_TOKEN.with_label_values(&[&*run.agent, "false"]).observe(ttft);
             }
             Step::Event(Some(RunEvent::Lifecycle(data))) if data.phase == "error" => {
                 lifecycle_error.get_or_insert(data);
@@ -304,39 +256,20 @@ pub async fn collect(
                 if let Some(e) = failure::failed_ok(&finish) {
                     return Err(e);
                 }
-                let content = finish
-                    .text
-                    .as_deref()
-                    .filter(|t| !t.is_empty())
-                    .unwrap_or(NO_RESPONSE);
+                let content = finish.text.as_deref().filter(|t| !t.is_empty()).unwrap_or(NO_RESPONSE);
                 let usage = Usage::from_run(finish.usage.as_ref());
                 count_tokens(&usage, &run.agent);
-                let body = completion_body(
-                    &run.id,
-                    run.created,
-                    &turn.model,
-                    content,
-                    finish_reason(&finish),
-                    usage,
-                );
+                let body = completion_body(&run.id, run.created, &turn.model, content, finish_reason(&finish), usage);
                 log.status = 200;
-                io::write_json(session, body)
-                    .await
-                    .map_err(|_| gone("during_wait"))?;
+                io::write_json(session, body).await.map_err(|_| gone("during_wait"))?;
                 return Ok("ok");
             }
             Step::Event(Some(RunEvent::Lost(reason))) => {
                 run.mark_finished();
-                return Err(ChatError::Gateway {
-                    detail: format!("link lost: {reason}"),
-                });
+                return Err(ChatError::Gateway { detail: format!("link lost: {reason}") });
             }
             Step::Event(Some(_)) => {}
-            Step::Event(None) => {
-                return Err(ChatError::Gateway {
-                    detail: "run dropped by the gateway link".into(),
-                })
-            }
+            Step::Event(None) => return Err(ChatError::Gateway { detail: "run dropped by the gateway link".into() }),
             Step::ClientGone => return Err(gone("during_wait")),
             Step::RunDeadline => return Err(ChatError::RunTimeout),
             Step::Drain => return Err(ChatError::ShuttingDown),
@@ -354,19 +287,13 @@ fn finish_reason(finish: &Finish) -> &'static str {
 }
 
 fn count_tokens(usage: &Usage, agent: &str) {
-    metrics::TOKENS
-        .with_label_values(&["prompt", agent])
-        .inc_by(usage.prompt_tokens);
-    metrics::TOKENS
-        .with_label_values(&["completion", agent])
-        .inc_by(usage.completion_tokens);
+    metrics::TOKENS.with_label_values(&["prompt", agent]).inc_by(usage.prompt_tokens);
+    metrics::TOKENS.with_label_values(&["completion", agent]).inc_by(usage.completion_tokens);
 }
 
 /// The client is gone: counted, and the run is aborted when `Run` drops.
 fn gone(phase: &'static str) -> ChatError {
-    metrics::CLIENT_DISCONNECTS
-        .with_label_values(&[phase])
-        .inc();
+    metrics::CLIENT_DISCONNECTS.with_label_values(&[phase]).inc();
     ChatError::ClientGone
 }
 
@@ -386,17 +313,11 @@ impl Writer<'_> {
     }
 
     async fn send(&mut self, chunk: Bytes) -> Result<(), ChatError> {
-        self.session
-            .write_response_body(Some(chunk), false)
-            .await
-            .map_err(|_| gone("mid_stream"))
+        self.session.write_response_body(Some(chunk), false).await.map_err(|_| gone("mid_stream"))
     }
 
     async fn done(&mut self) -> Result<(), ChatError> {
-        self.session
-            .write_response_body(Some(Bytes::from_static(DONE)), true)
-            .await
-            .map_err(|_| gone("mid_stream"))
+        self.session.write_response_body(Some(Bytes::from_static(DONE)), true).await.map_err(|_| gone("mid_stream"))
     }
 
     /// `data: {"error":..}` then `[DONE]`; never a silent clean end.

@@ -13,10 +13,7 @@ use crate::error::ChatError;
 const SECURITY_HEADERS: [(&str, &str); 3] = [
     ("X-Content-Type-Options", "nosniff"),
     ("Referrer-Policy", "no-referrer"),
-    (
-        "Permissions-Policy",
-        "camera=(), microphone=(self), geolocation=()",
-    ),
+    ("Permissions-Policy", "camera=(), microphone=(self), geolocation=()"),
 ];
 
 /// Node's keep-alive idle timeout, advertised on non-streamed responses.
@@ -27,11 +24,7 @@ const DRAIN_LIMIT: u64 = 64 * 1024;
 
 /// Reads the whole request body, refusing more than `limit` bytes (413) or a
 /// body slower than `timeout` (408).
-pub async fn read_body(
-    session: &mut Session,
-    limit: usize,
-    timeout: Duration,
-) -> Result<Bytes, ChatError> {
+pub async fn read_body(session: &mut Session, limit: usize, timeout: Duration) -> Result<Bytes, ChatError> {
     let declared = session
         .req_header()
         .headers
@@ -43,11 +36,7 @@ pub async fn read_body(
     }
     let mut buf = BytesMut::with_capacity(declared.unwrap_or(0).min(limit as u64) as usize);
     let read = async {
-        while let Some(chunk) = session
-            .read_request_body()
-            .await
-            .map_err(|_| ChatError::BodyTimeout)?
-        {
+        while let Some(chunk) = session.read_request_body().await.map_err(|_| ChatError::BodyTimeout)? {
             if buf.len() + chunk.len() > limit {
                 return Err(ChatError::PayloadTooLarge);
             }
@@ -67,24 +56,17 @@ fn header(status: u16, content_type: &str) -> Box<ResponseHeader> {
     for (k, v) in SECURITY_HEADERS {
         h.insert_header(k, v).expect("static header");
     }
-    h.insert_header("Content-Type", content_type)
-        .expect("static header");
+    h.insert_header("Content-Type", content_type).expect("static header");
     Box::new(h)
 }
 
 /// A complete, non-streamed response. Pingora adds `Date` and `Connection`.
-async fn write_whole(
-    session: &mut Session,
-    mut h: Box<ResponseHeader>,
-    body: Bytes,
-) -> pingora::Result<()> {
+async fn write_whole(session: &mut Session, mut h: Box<ResponseHeader>, body: Bytes) -> pingora::Result<()> {
     if session.as_downstream().get_keepalive().is_some() {
         session.set_keepalive(Some(KEEPALIVE_SECS));
-        h.insert_header("Keep-Alive", "timeout=5")
-            .expect("static header");
+        h.insert_header("Keep-Alive", "timeout=5").expect("static header");
     }
-    h.insert_header("Content-Length", body.len().to_string())
-        .expect("number header");
+    h.insert_header("Content-Length", body.len().to_string()).expect("number header");
     session.write_response_header(h, false).await?;
     session.write_response_body(Some(body), true).await
 }
@@ -124,9 +106,7 @@ async fn drain_small_body(session: &mut Session) -> bool {
         while let Ok(Some(_)) = session.read_request_body().await {}
         session.is_body_done()
     };
-    tokio::time::timeout(Duration::from_secs(1), drain)
-        .await
-        .unwrap_or(false)
+    tokio::time::timeout(Duration::from_secs(1), drain).await.unwrap_or(false)
 }
 
 /// Writes a complete `application/json` 200 response.
@@ -139,9 +119,7 @@ pub async fn write_json(session: &mut Session, body: Vec<u8>) -> pingora::Result
 /// Pingora would close the connection after the stream.
 pub async fn write_sse_header(session: &mut Session) -> pingora::Result<()> {
     let mut h = header(200, "text/event-stream; charset=utf-8");
-    h.insert_header("Cache-Control", "no-cache")
-        .expect("static header");
-    h.insert_header("Transfer-Encoding", "chunked")
-        .expect("static header");
+    h.insert_header("Cache-Control", "no-cache").expect("static header");
+    h.insert_header("Transfer-Encoding", "chunked").expect("static header");
     session.write_response_header(h, false).await
 }

@@ -63,8 +63,7 @@ impl Scanner<'_> {
     }
 
     fn skip_ws(&mut self) {
-        while matches!(self.peek(), Some(c) if c == u(' ') || c == u('\t') || c == u('\n') || c == u('\r'))
-        {
+        while matches!(self.peek(), Some(c) if c == u(' ') || c == u('\t') || c == u('\n') || c == u('\r')) {
             self.pos += 1;
         }
     }
@@ -97,11 +96,7 @@ impl Scanner<'_> {
         loop {
             self.skip_ws();
             if self.peek() != Some(u('"')) {
-                let kind = if first {
-                    Kind::PropNameOrRBrace
-                } else {
-                    Kind::DoubleQuotedPropName
-                };
+                let kind = if first { Kind::PropNameOrRBrace } else { Kind::DoubleQuotedPropName };
                 return Err(Error::At(kind, self.pos));
             }
             first = false;
@@ -166,8 +161,7 @@ impl Scanner<'_> {
                         for _ in 0..4 {
                             self.pos += 1;
                             match self.peek() {
-                                Some(h)
-                                    if (h as u8 as u16 == h) && (h as u8).is_ascii_hexdigit() => {}
+                                Some(h) if (h as u8 as u16 == h) && (h as u8).is_ascii_hexdigit() => {}
                                 _ => return Err(Error::At(Kind::BadUnicode, self.pos)),
                             }
                         }
@@ -284,13 +278,9 @@ fn location(src: &[u16], pos: usize) -> (usize, usize) {
 /// "Unexpected token 'X', <context> is not valid JSON", or the whole-source
 /// form for `NaN`, `Infinity`, `undefined` and `[object Object]`.
 fn token_message(src: &[u16], pos: usize) -> String {
-    let text =
-        |a: usize, b: usize| String::from_utf16_lossy(&src[a.min(src.len())..b.min(src.len())]);
+    let text = |a: usize, b: usize| String::from_utf16_lossy(&src[a.min(src.len())..b.min(src.len())]);
     let whole = text(0, src.len());
-    if matches!(
-        whole.as_str(),
-        "NaN" | "Infinity" | "undefined" | "[object Object]"
-    ) {
+    if matches!(whole.as_str(), "NaN" | "Infinity" | "undefined" | "[object Object]") {
         return format!("\"{whole}\" is not valid JSON");
     }
     let token = text(pos, pos + 1);
@@ -299,20 +289,11 @@ fn token_message(src: &[u16], pos: usize) -> String {
     if n < 21 {
         format!("Unexpected token '{token}', \"{whole}\" is not valid JSON")
     } else if pos < CONTEXT {
-        format!(
-            "Unexpected token '{token}', \"{}\"... is not valid JSON",
-            text(0, pos + CONTEXT)
-        )
+        format!("Unexpected token '{token}', \"{}\"... is not valid JSON", text(0, pos + CONTEXT))
     } else if pos < n - CONTEXT {
-        format!(
-            "Unexpected token '{token}', ...\"{}\"... is not valid JSON",
-            text(pos - CONTEXT, pos + CONTEXT)
-        )
+        format!("Unexpected token '{token}', ...\"{}\"... is not valid JSON", text(pos - CONTEXT, pos + CONTEXT))
     } else {
-        format!(
-            "Unexpected token '{token}', ...\"{}\" is not valid JSON",
-            text(pos - CONTEXT, n)
-        )
+        format!("Unexpected token '{token}', ...\"{}\" is not valid JSON", text(pos - CONTEXT, n))
     }
 }
 
@@ -324,12 +305,8 @@ mod tests {
     /// see tests/fixtures/gen/json-error-vectors.mjs.
     #[test]
     fn matches_v8_messages() {
-        let path = format!(
-            "{}/tests/fixtures/json-error-vectors.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let vectors: Vec<serde_json::Value> =
-            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let path = format!("{}/tests/fixtures/json-error-vectors.json", env!("CARGO_MANIFEST_DIR"));
+        let vectors: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         assert!(vectors.len() > 200);
         let mut failures = Vec::new();
         for v in &vectors {
@@ -340,13 +317,7 @@ mod tests {
                 failures.push(format!("{input:?}\n  want {want:?}\n  got  {got:?}"));
             }
         }
-        assert!(
-            failures.is_empty(),
-            "{} of {} differ:\n{}",
-            failures.len(),
-            vectors.len(),
-            failures.join("\n")
-        );
+        assert!(failures.is_empty(), "{} of {} differ:\n{}", failures.len(), vectors.len(), failures.join("\n"));
     }
 
     #[test]

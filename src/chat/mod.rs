@@ -50,14 +50,7 @@ impl ChatService {
         trusted_proxies: TrustedProxies,
     ) -> Self {
         let runs = Semaphore::new(limits.max_concurrent_runs);
-        ChatService {
-            gateway,
-            auth,
-            limits,
-            drain,
-            trusted_proxies,
-            runs,
-        }
+        ChatService { gateway, auth, limits, drain, trusted_proxies, runs }
     }
 }
 
@@ -102,21 +95,13 @@ pub async fn serve(svc: &ChatService, session: &mut Session, log: &mut ChatLog) 
     }
 }
 
-async fn handle(
-    svc: &ChatService,
-    session: &mut Session,
-    log: &mut ChatLog,
-) -> Result<(), ChatError> {
+async fn handle(svc: &ChatService, session: &mut Session, log: &mut ChatLog) -> Result<(), ChatError> {
     let req = session.req_header();
     if req.method != http::Method::POST {
         return Err(ChatError::MethodNotAllowed);
     }
-    let client = session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .map(|a| a.ip());
-    if has_proxy_headers(&req.headers) && !client.is_some_and(|ip| svc.trusted_proxies.contains(ip))
-    {
+    let client = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+    if has_proxy_headers(&req.headers) && !client.is_some_and(|ip| svc.trusted_proxies.contains(ip)) {
         return Err(ChatError::ProxyAttribution);
     }
     authenticate(svc, session, client).await?;
@@ -132,11 +117,7 @@ async fn handle(
     }
     let default_agent = match svc.gateway.state() {
         LinkState::Ready { default_agent } => default_agent,
-        LinkState::Down { reason } => {
-            return Err(ChatError::GatewayUnavailable {
-                reason: reason.to_string(),
-            })
-        }
+        LinkState::Down { reason } => return Err(ChatError::GatewayUnavailable { reason: reason.to_string() }),
     };
     let _permit = svc.runs.try_acquire().map_err(|_| ChatError::Overloaded)?;
     let mut run = start_run(svc, &turn, &default_agent).await?;
@@ -160,16 +141,8 @@ async fn handle(
 }
 
 /// The built-in's prelude: lockout, bearer check, and the loopback slow-down.
-async fn authenticate(
-    svc: &ChatService,
-    session: &Session,
-    client: Option<IpAddr>,
-) -> Result<(), ChatError> {
-    let header = session
-        .req_header()
-        .headers
-        .get(http::header::AUTHORIZATION)
-        .map(|v| v.as_bytes());
+async fn authenticate(svc: &ChatService, session: &Session, client: Option<IpAddr>) -> Result<(), ChatError> {
+    let header = session.req_header().headers.get(http::header::AUTHORIZATION).map(|v| v.as_bytes());
     match svc.auth.check(header, client) {
         Ok(()) => Ok(()),
         Err(rejection) => {
@@ -184,18 +157,14 @@ async fn authenticate(
 /// `forwarded`, `x-real-ip` or any `x-forwarded-*`: the gateway refuses
 /// these from peers it does not trust as proxies.
 fn has_proxy_headers(headers: &http::HeaderMap) -> bool {
-    headers
-        .keys()
-        .any(|k| k == "forwarded" || k == "x-real-ip" || k.as_str().starts_with("x-forwarded-"))
+    headers.keys().any(|k| k == "forwarded" || k == "x-real-ip" || k.as_str().starts_with("x-forwarded-"))
 }
 
 fn route_headers(session: &Session) -> request::RouteHeaders<'_> {
     let h = &session.req_header().headers;
     let get = |name: &str| h.get(name).and_then(|v| v.to_str().ok());
     request::RouteHeaders {
-        agent_id: get("x-openclaw-agent-id")
-            .filter(|v| !v.trim().is_empty())
-            .or_else(|| get("x-openclaw-agent")),
+        agent_id: get("x-openclaw-agent-id").filter(|v| !v.trim().is_empty()).or_else(|| get("x-openclaw-agent")),
         session_key: get("x-openclaw-session-key"),
         model_override: get("x-openclaw-model"),
         message_channel: get("x-openclaw-message-channel"),
@@ -222,17 +191,12 @@ impl Run {
 impl Drop for Run {
     fn drop(&mut self) {
         if !self.finished {
-            self.gateway
-                .abort(self.id.clone(), self.session_key.clone());
+            self.gateway.abort(self.id.clone(), self.session_key.clone());
         }
     }
 }
 
-async fn start_run(
-    svc: &ChatService,
-    turn: &request::ChatTurn,
-    default_agent: &str,
-) -> Result<Run, ChatError> {
+async fn start_run(svc: &ChatService, turn: &request::ChatTurn, default_agent: &str) -> Result<Run, ChatError> {
     let agent: Arc<str> = Arc::from(turn.agent.resolve(default_agent));
     let explicit = matches!(turn.session, route::SessionChoice::Explicit(_));
     let session_key: Arc<str> = Arc::from(turn.session.key(&agent));
@@ -250,22 +214,11 @@ async fn start_run(
         idempotency_key: &id,
     };
     let frame = frames::agent_request(&id, &params);
-    let created = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let events = svc.gateway.start(id.clone(), frame).await.ok_or_else(|| {
-        ChatError::GatewayUnavailable {
-            reason: "gateway task stopped".into(),
-        }
-    })?;
-    Ok(Run {
-        id,
-        agent,
-        session_key,
-        created,
-        events,
-        gateway: svc.gateway.clone(),
-        finished: false,
-    })
+    let created = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let events = svc
+        .gateway
+        .start(id.clone(), frame)
+        .await
+        .ok_or_else(|| ChatError::GatewayUnavailable { reason: "gateway task stopped".into() })?;
+    Ok(Run { id, agent, session_key, created, events, gateway: svc.gateway.clone(), finished: false })
 }

@@ -41,21 +41,13 @@ fn is_js_whitespace(c: char) -> bool {
     matches!(
         c,
         '\t' | '\n' | '\u{0B}' | '\u{0C}' | '\r' | ' ' | '\u{A0}' | '\u{1680}' | '\u{2000}'
-            ..='\u{200A}'
-                | '\u{2028}'
-                | '\u{2029}'
-                | '\u{202F}'
-                | '\u{205F}'
-                | '\u{3000}'
-                | '\u{FEFF}'
+            ..='\u{200A}' | '\u{2028}' | '\u{2029}' | '\u{202F}' | '\u{205F}' | '\u{3000}' | '\u{FEFF}'
     )
 }
 
 /// `normalizeOptionalString`: a trimmed, non-empty string or nothing.
 fn opt_str(v: Option<&Value>) -> Option<&str> {
-    v.and_then(Value::as_str)
-        .map(js_trim)
-        .filter(|s| !s.is_empty())
+    v.and_then(Value::as_str).map(js_trim).filter(|s| !s.is_empty())
 }
 
 /// Text of a `content` value: a string as is; for an array, the text parts
@@ -75,13 +67,7 @@ fn content_text(content: Option<&Value>) -> Option<String> {
                     }
                 })
                 .collect();
-            let joined = texts
-                .iter()
-                .flatten()
-                .filter(|t| !t.is_empty())
-                .copied()
-                .collect::<Vec<_>>()
-                .join("\n");
+            let joined = texts.iter().flatten().filter(|t| !t.is_empty()).copied().collect::<Vec<_>>().join("\n");
             let keep = !js_trim(&joined).is_empty() || texts.iter().all(Option::is_some);
             keep.then_some(joined)
         }
@@ -137,11 +123,7 @@ pub fn fold(messages: &[Value]) -> Prompt {
             "tool" | "function" => Role::Tool,
             _ => continue,
         };
-        let summary = if role == Role::Assistant {
-            tool_calls_summary(obj.get("tool_calls"))
-        } else {
-            String::new()
-        };
+        let summary = if role == Role::Assistant { tool_calls_summary(obj.get("tool_calls")) } else { String::new() };
         let body = [content.as_deref().unwrap_or(""), summary.as_str()]
             .iter()
             .filter(|s| !s.is_empty())
@@ -151,14 +133,9 @@ pub fn fold(messages: &[Value]) -> Prompt {
         let name = opt_str(obj.get("name"));
         let call_id = opt_str(obj.get("tool_call_id"));
         let is_tool_result = role == Role::Tool
-            && if raw_role == "function" {
-                name.is_some()
-            } else {
-                call_id.is_some()
-            }
+            && if raw_role == "function" { name.is_some() } else { call_id.is_some() }
             && content.is_some()
-            && (raw_role != "function"
-                || matches!(obj.get("content"), Some(Value::String(_) | Value::Null)));
+            && (raw_role != "function" || matches!(obj.get("content"), Some(Value::String(_) | Value::Null)));
         if body.is_empty() && !is_tool_result {
             continue;
         }
@@ -178,30 +155,19 @@ pub fn fold(messages: &[Value]) -> Prompt {
         entries.push(Entry { role, sender, body });
     }
     let extra_system_prompt = (!system.is_empty()).then(|| system.join("\n\n"));
-    Prompt {
-        message: conversation_message(&entries),
-        extra_system_prompt,
-    }
+    Prompt { message: conversation_message(&entries), extra_system_prompt }
 }
 
 /// `buildAgentMessageFromConversationEntries` + `buildHistoryContext`.
 fn conversation_message(entries: &[Entry]) -> String {
-    let Some(current) = entries
-        .iter()
-        .rposition(|e| e.role != Role::Assistant)
-        .or(entries.len().checked_sub(1))
-    else {
+    let Some(current) = entries.iter().rposition(|e| e.role != Role::Assistant).or(entries.len().checked_sub(1)) else {
         return String::new();
     };
     let last = &entries[current];
     if current == 0 && last.role != Role::Tool {
         return last.body.clone();
     }
-    let history = entries[..current]
-        .iter()
-        .map(|e| format!("{}: {}", e.sender, e.body))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let history = entries[..current].iter().map(|e| format!("{}: {}", e.sender, e.body)).collect::<Vec<_>>().join("\n");
     let current_line = format!("{}: {}", last.sender, last.body);
     if js_trim(&history).is_empty() {
         return current_line;
@@ -216,22 +182,13 @@ mod tests {
     /// Vectors produced by running the gateway's own prompt code (openclaw 2026.9.6).
     #[test]
     fn matches_the_gateway_vectors() {
-        let path = format!(
-            "{}/tests/fixtures/prompt-vectors.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let vectors: Vec<Value> =
-            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let path = format!("{}/tests/fixtures/prompt-vectors.json", env!("CARGO_MANIFEST_DIR"));
+        let vectors: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         assert!(vectors.len() >= 20);
         for v in vectors {
             let messages = v["messages"].as_array().unwrap();
             let got = fold(messages);
-            assert_eq!(
-                got.message,
-                v["message"].as_str().unwrap(),
-                "message for {}",
-                v["messages"]
-            );
+            assert_eq!(got.message, v["message"].as_str().unwrap(), "message for {}", v["messages"]);
             assert_eq!(
                 got.extra_system_prompt.as_deref(),
                 v["extraSystemPrompt"].as_str(),

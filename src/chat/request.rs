@@ -66,10 +66,7 @@ pub fn decode(body: &[u8]) -> Result<Value, ChatError> {
 /// `stop`, sampling ranges, agent, session, tools, images, then the prompt.
 pub fn validate(body: &Value, headers: RouteHeaders<'_>) -> Result<ChatTurn, ChatError> {
     let Value::Object(obj) = body else {
-        return Err(invalid(format!(
-            ": Invalid input: expected object, received {}",
-            type_name(body)
-        )));
+        return Err(invalid(format!(": Invalid input: expected object, received {}", type_name(body))));
     };
     schema::check(obj)?;
     checks::response_format(obj)?;
@@ -83,21 +80,15 @@ pub fn validate(body: &Value, headers: RouteHeaders<'_>) -> Result<ChatTurn, Cha
         return Err(invalid(MODEL_OVERRIDE_UNSUPPORTED.into()));
     }
     checks::tools(obj)?;
-    let messages: &[Value] = obj
-        .get("messages")
-        .and_then(Value::as_array)
-        .map_or(&[], Vec::as_slice);
+    let messages: &[Value] = obj.get("messages").and_then(Value::as_array).map_or(&[], Vec::as_slice);
     checks::images(messages)?;
     let prompt = prompt::fold(messages);
     if prompt.message.is_empty() {
         return Err(invalid(MISSING_USER_MESSAGE.into()));
     }
     let stream = obj.get("stream") == Some(&Value::Bool(true));
-    let include_usage = stream
-        && obj
-            .get("stream_options")
-            .and_then(|o| o.get("include_usage"))
-            == Some(&Value::Bool(true));
+    let include_usage =
+        stream && obj.get("stream_options").and_then(|o| o.get("include_usage")) == Some(&Value::Bool(true));
     Ok(ChatTurn {
         model: model.unwrap_or("openclaw").to_string(),
         stream,
@@ -113,13 +104,7 @@ pub fn validate(body: &Value, headers: RouteHeaders<'_>) -> Result<ChatTurn, Cha
 /// lowercase token; anything else falls back to `webchat`.
 fn message_channel(header: Option<&str>) -> String {
     match header.map(prompt::js_trim).map(str::to_lowercase) {
-        Some(c)
-            if !c.is_empty()
-                && c.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
-        {
-            c
-        }
+        Some(c) if !c.is_empty() && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') => c,
         _ => "webchat".to_string(),
     }
 }
@@ -173,10 +158,7 @@ mod schema {
         match (obj.get(key), kind) {
             (None, _) | (Some(Value::Null), Kind::Nullish) => Ok(()),
             (Some(v), _) if ok(v) => Ok(()),
-            (Some(v), _) => Err(invalid(format!(
-                "{path}: Invalid input: expected {want}, received {}",
-                type_name(v)
-            ))),
+            (Some(v), _) => Err(invalid(format!("{path}: Invalid input: expected {want}, received {}", type_name(v)))),
         }
     }
 
@@ -186,19 +168,13 @@ mod schema {
             return Ok(());
         };
         if n.fract() != 0.0 {
-            return Err(invalid(format!(
-                "{key}: Invalid input: expected int, received number"
-            )));
+            return Err(invalid(format!("{key}: Invalid input: expected int, received number")));
         }
         if n > MAX_SAFE_INTEGER {
-            return Err(invalid(format!(
-                "{key}: Too big: expected int to be <=9007199254740991"
-            )));
+            return Err(invalid(format!("{key}: Too big: expected int to be <=9007199254740991")));
         }
         if n <= 0.0 {
-            return Err(invalid(format!(
-                "{key}: Too small: expected number to be >0"
-            )));
+            return Err(invalid(format!("{key}: Too small: expected number to be >0")));
         }
         Ok(())
     }
@@ -209,13 +185,7 @@ mod schema {
         expect(obj, "stream", Nullish, "boolean", Value::is_boolean)?;
         expect(obj, "stream_options", Nullish, "object", Value::is_object)?;
         if let Some(Value::Object(o)) = obj.get("stream_options") {
-            expect(
-                o,
-                "stream_options.include_usage",
-                Optional,
-                "boolean",
-                Value::is_boolean,
-            )?;
+            expect(o, "stream_options.include_usage", Optional, "boolean", Value::is_boolean)?;
         }
         expect(obj, "tools", Optional, "array", Value::is_array)?;
         expect(obj, "messages", Optional, "array", Value::is_array)?;
@@ -224,13 +194,7 @@ mod schema {
         positive_int(obj, "max_completion_tokens")?;
         expect(obj, "temperature", Nullish, "number", Value::is_number)?;
         expect(obj, "top_p", Nullish, "number", Value::is_number)?;
-        expect(
-            obj,
-            "frequency_penalty",
-            Nullish,
-            "number",
-            Value::is_number,
-        )?;
+        expect(obj, "frequency_penalty", Nullish, "number", Value::is_number)?;
         expect(obj, "presence_penalty", Nullish, "number", Value::is_number)?;
         expect(obj, "seed", Nullish, "number", Value::is_number)?;
         match obj.get("stop") {
@@ -254,9 +218,7 @@ mod checks {
             return Ok(());
         };
         let Value::Object(o) = v else {
-            return Err(invalid(
-                "Invalid response_format: response_format must be an object".into(),
-            ));
+            return Err(invalid("Invalid response_format: response_format must be an object".into()));
         };
         match o.get("type").and_then(Value::as_str) {
             Some("text" | "json_object" | "json_schema") => Ok(()),
@@ -273,14 +235,10 @@ mod checks {
             _ => return Ok(()),
         };
         if stops.len() > 4 {
-            return Err(invalid(
-                "Invalid stop: stop supports at most 4 sequences".into(),
-            ));
+            return Err(invalid("Invalid stop: stop supports at most 4 sequences".into()));
         }
         if stops.iter().any(|s| s.is_empty()) {
-            return Err(invalid(
-                "Invalid stop: stop entries must be non-empty strings".into(),
-            ));
+            return Err(invalid("Invalid stop: stop entries must be non-empty strings".into()));
         }
         Ok(())
     }
@@ -313,20 +271,16 @@ mod checks {
     /// non-empty `tools` is refused, never silently dropped. `tool_choice`
     /// without tools is validated as the built-in validates it.
     pub fn tools(obj: &Map<String, Value>) -> Result<(), ChatError> {
-        if obj
-            .get("tools")
-            .and_then(Value::as_array)
-            .is_some_and(|t| !t.is_empty())
-        {
+        if obj.get("tools").and_then(Value::as_array).is_some_and(|t| !t.is_empty()) {
             return Err(invalid(TOOLS_UNSUPPORTED.into()));
         }
         let prefix = "Invalid tools/tool_choice: ";
         match obj.get("tool_choice") {
             None | Some(Value::Null) => Ok(()),
             Some(Value::String(s)) if s == "auto" || s == "none" => Ok(()),
-            Some(Value::String(s)) if s == "required" => Err(invalid(format!(
-                "{prefix}tool_choice=required but no tools were provided"
-            ))),
+            Some(Value::String(s)) if s == "required" => {
+                Err(invalid(format!("{prefix}tool_choice=required but no tools were provided")))
+            }
             Some(Value::Object(o)) => match o.get("type") {
                 Some(Value::String(t)) if t == "function" => {
                     match o
@@ -335,22 +289,16 @@ mod checks {
                         .and_then(Value::as_str)
                         .map(super::prompt::js_trim)
                     {
-                        Some(name) if !name.is_empty() => Err(invalid(format!(
-                            "{prefix}tool_choice requested unknown tool: {name}"
-                        ))),
-                        _ => Err(invalid(format!(
-                            "{prefix}tool_choice.function.name is required"
-                        ))),
+                        Some(name) if !name.is_empty() => {
+                            Err(invalid(format!("{prefix}tool_choice requested unknown tool: {name}")))
+                        }
+                        _ => Err(invalid(format!("{prefix}tool_choice.function.name is required"))),
                     }
                 }
-                Some(Value::String(t)) => {
-                    Err(invalid(format!("{prefix}tool_choice {t} is not supported")))
-                }
+                Some(Value::String(t)) => Err(invalid(format!("{prefix}tool_choice {t} is not supported"))),
                 _ => Err(invalid(format!("{prefix}unsupported tool_choice type"))),
             },
-            Some(_) => Err(invalid(format!(
-                "{prefix}tool_choice must be a string or object"
-            ))),
+            Some(_) => Err(invalid(format!("{prefix}tool_choice must be a string or object"))),
         }
     }
 
@@ -362,10 +310,7 @@ mod checks {
         fn role(m: &Value) -> Option<&str> {
             m.get("role").and_then(Value::as_str).map(prompt::js_trim)
         }
-        let active = messages
-            .iter()
-            .rev()
-            .find(|m| matches!(role(m), Some("user" | "tool" | "function")));
+        let active = messages.iter().rev().find(|m| matches!(role(m), Some("user" | "tool" | "function")));
         let Some(active) = active.filter(|m| role(m) == Some("user")) else {
             return Ok(());
         };
@@ -373,10 +318,7 @@ mod checks {
             return Ok(());
         };
         let mut any = false;
-        for part in parts
-            .iter()
-            .filter(|p| p.get("type").and_then(Value::as_str) == Some("image_url"))
-        {
+        for part in parts.iter().filter(|p| p.get("type").and_then(Value::as_str) == Some("image_url")) {
             let url = match part.get("image_url") {
                 Some(Value::String(s)) => Some(s.as_str()),
                 Some(Value::Object(o)) => o.get("url").and_then(Value::as_str),
@@ -430,9 +372,7 @@ mod tests {
     #[test]
     fn bad_json_messages_follow_v8() {
         assert_eq!(
-            decode(br#"{"model":"openclaw","messages":["#)
-                .unwrap_err()
-                .message(),
+            decode(br#"{"model":"openclaw","messages":["#).unwrap_err().message(),
             "Unexpected end of JSON input"
         );
         assert_eq!(decode(b"").unwrap(), json!({}));
@@ -441,16 +381,8 @@ mod tests {
             decode(b"{x}").unwrap_err().message(),
             "Expected property name or '}' in JSON at position 1 (line 1 column 2)"
         );
-        assert_eq!(
-            decode(b"\xef\xbb\xbf{}").unwrap(),
-            json!({}),
-            "a BOM is trimmed, as JS trim does"
-        );
-        assert_eq!(
-            decode(b"{\"a\":\"\xff\"}").unwrap(),
-            json!({"a": "\u{FFFD}"}),
-            "invalid UTF-8 is replaced"
-        );
+        assert_eq!(decode(b"\xef\xbb\xbf{}").unwrap(), json!({}), "a BOM is trimmed, as JS trim does");
+        assert_eq!(decode(b"{\"a\":\"\xff\"}").unwrap(), json!({"a": "\u{FFFD}"}), "invalid UTF-8 is replaced");
         let deep = "[".repeat(200) + &"]".repeat(200);
         assert_eq!(decode(deep.as_bytes()).unwrap_err().status(), 400);
     }
@@ -462,35 +394,22 @@ mod tests {
         assert!(!t.stream && !t.include_usage);
         assert_eq!(t.agent, AgentTarget::Default);
         assert_eq!(t.prompt.message, "hi");
-        let t = turn(
-            json!({"model":"openclaw/main","stream":true,"stream_options":{"include_usage":true},
-            "messages":[{"role":"user","content":"hi"}]}),
-        )
+        let t = turn(json!({"model":"openclaw/main","stream":true,"stream_options":{"include_usage":true},
+            "messages":[{"role":"user","content":"hi"}]}))
         .unwrap();
         assert_eq!(t.model, "openclaw/main");
         assert!(t.stream && t.include_usage);
-        let t = turn(json!({"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]})).unwrap();
+        let t =
+            turn(json!({"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]})).unwrap();
         assert!(!t.include_usage, "usage chunk only when streaming");
     }
 
     #[test]
     fn schema_messages_match_zod() {
-        assert_eq!(
-            msg(turn(json!([]))),
-            ": Invalid input: expected object, received array"
-        );
-        assert_eq!(
-            msg(turn(json!(null))),
-            ": Invalid input: expected object, received null"
-        );
-        assert_eq!(
-            msg(turn(with("model", json!(5)))),
-            "model: Invalid input: expected string, received number"
-        );
-        assert_eq!(
-            msg(turn(with("model", json!(null)))),
-            "model: Invalid input: expected string, received null"
-        );
+        assert_eq!(msg(turn(json!([]))), ": Invalid input: expected object, received array");
+        assert_eq!(msg(turn(json!(null))), ": Invalid input: expected object, received null");
+        assert_eq!(msg(turn(with("model", json!(5)))), "model: Invalid input: expected string, received number");
+        assert_eq!(msg(turn(with("model", json!(null)))), "model: Invalid input: expected string, received null");
         assert!(turn(with("stream", json!(null))).is_ok());
         assert_eq!(
             msg(turn(with("stream", json!("true")))),
@@ -504,18 +423,9 @@ mod tests {
             msg(turn(with("stream_options", json!({"include_usage":null})))),
             "stream_options.include_usage: Invalid input: expected boolean, received null"
         );
-        assert_eq!(
-            msg(turn(json!({"messages":{}}))),
-            "messages: Invalid input: expected array, received object"
-        );
-        assert_eq!(
-            msg(turn(with("user", json!(5)))),
-            "user: Invalid input: expected string, received number"
-        );
-        assert_eq!(
-            msg(turn(with("max_tokens", json!(0)))),
-            "max_tokens: Too small: expected number to be >0"
-        );
+        assert_eq!(msg(turn(json!({"messages":{}}))), "messages: Invalid input: expected array, received object");
+        assert_eq!(msg(turn(with("user", json!(5)))), "user: Invalid input: expected string, received number");
+        assert_eq!(msg(turn(with("max_tokens", json!(0)))), "max_tokens: Too small: expected number to be >0");
         assert_eq!(
             msg(turn(with("max_tokens", json!(1.5)))),
             "max_tokens: Invalid input: expected int, received number"
@@ -534,63 +444,33 @@ mod tests {
         );
         assert_eq!(msg(turn(with("stop", json!([1])))), "stop: Invalid input");
         // First failing field in schema order, not body order.
-        assert_eq!(
-            msg(turn(json!({"stop":5,"model":5}))),
-            "model: Invalid input: expected string, received number"
-        );
+        assert_eq!(msg(turn(json!({"stop":5,"model":5}))), "model: Invalid input: expected string, received number");
     }
 
     #[test]
     fn post_schema_messages() {
         assert_eq!(msg(turn(json!({}))), MISSING_USER_MESSAGE);
         assert_eq!(msg(turn(json!({"messages":[]}))), MISSING_USER_MESSAGE);
-        assert_eq!(
-            msg(turn(
-                json!({"messages":[{"role":"system","content":"be brief"}]})
-            )),
-            MISSING_USER_MESSAGE
-        );
-        assert_eq!(
-            msg(turn(with("temperature", json!(5)))),
-            "`temperature` must be between 0 and 2."
-        );
-        assert_eq!(
-            msg(turn(with("presence_penalty", json!(-3)))),
-            "`presence_penalty` must be between -2.0 and 2.0."
-        );
-        assert_eq!(
-            msg(turn(with("seed", json!(1.5)))),
-            "`seed` must be an integer."
-        );
+        assert_eq!(msg(turn(json!({"messages":[{"role":"system","content":"be brief"}]}))), MISSING_USER_MESSAGE);
+        assert_eq!(msg(turn(with("temperature", json!(5)))), "`temperature` must be between 0 and 2.");
+        assert_eq!(msg(turn(with("presence_penalty", json!(-3)))), "`presence_penalty` must be between -2.0 and 2.0.");
+        assert_eq!(msg(turn(with("seed", json!(1.5)))), "`seed` must be an integer.");
         assert_eq!(
             msg(turn(with("stop", json!(["a", "b", "c", "d", "e"])))),
             "Invalid stop: stop supports at most 4 sequences"
         );
-        assert_eq!(
-            msg(turn(with("stop", json!("")))),
-            "Invalid stop: stop entries must be non-empty strings"
-        );
+        assert_eq!(msg(turn(with("stop", json!("")))), "Invalid stop: stop entries must be non-empty strings");
         assert_eq!(
             msg(turn(with("response_format", json!({"type":"xml"})))),
             "Invalid response_format: response_format.type must be text, json_object, or json_schema"
         );
-        assert_eq!(
-            msg(turn(with("model", json!("gpt-4o")))),
-            route::INVALID_MODEL
-        );
-        assert!(
-            turn(with("temperature", json!(2))).is_ok(),
-            "bounds are inclusive"
-        );
+        assert_eq!(msg(turn(with("model", json!("gpt-4o")))), route::INVALID_MODEL);
+        assert!(turn(with("temperature", json!(2))).is_ok(), "bounds are inclusive");
     }
 
     #[test]
     fn tools_and_images_are_refused_not_dropped() {
-        let e = turn(with(
-            "tools",
-            json!([{"type":"function","function":{"name":"f"}}]),
-        ))
-        .unwrap_err();
+        let e = turn(with("tools", json!([{"type":"function","function":{"name":"f"}}]))).unwrap_err();
         assert_eq!(e.status(), 400);
         assert_eq!(e.message(), TOOLS_UNSUPPORTED);
         assert!(turn(with("tools", json!([]))).is_ok());
@@ -601,12 +481,9 @@ mod tests {
         );
         let img = json!({"messages":[{"role":"user","content":[{"type":"text","text":"see"},{"type":"image_url","image_url":"data:image/png;base64,AA"}]}]});
         assert_eq!(msg(turn(img)), IMAGES_UNSUPPORTED);
-        let url = json!({"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"http://x/y.png"}}]}]});
-        assert_eq!(
-            msg(turn(url)),
-            INVALID_IMAGE,
-            "plain URLs are invalid unless images.allowUrl"
-        );
+        let url =
+            json!({"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"http://x/y.png"}}]}]});
+        assert_eq!(msg(turn(url)), INVALID_IMAGE, "plain URLs are invalid unless images.allowUrl");
         let older = json!({"messages":[{"role":"user","content":[{"type":"image_url","image_url":"http://x"}]},{"role":"user","content":"now"}]});
         assert!(turn(older).is_ok(), "only the active turn's images count");
     }

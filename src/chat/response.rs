@@ -37,12 +37,8 @@ impl Usage {
             prompt_tokens: prompt,
             completion_tokens: u.output,
             total_tokens: sum.max(u.total),
-            prompt_tokens_details: (u.cache_read > 0).then_some(PromptDetails {
-                cached_tokens: u.cache_read,
-            }),
-            completion_tokens_details: u.reasoning.map(|r| CompletionDetails {
-                reasoning_tokens: r,
-            }),
+            prompt_tokens_details: (u.cache_read > 0).then_some(PromptDetails { cached_tokens: u.cache_read }),
+            completion_tokens_details: u.reasoning.map(|r| CompletionDetails { reasoning_tokens: r }),
         }
     }
 }
@@ -84,14 +80,7 @@ pub fn completion_body(
         object: "chat.completion",
         created,
         model,
-        choices: [Choice {
-            index: 0,
-            message: Message {
-                role: "assistant",
-                content,
-            },
-            finish_reason,
-        }],
+        choices: [Choice { index: 0, message: Message { role: "assistant", content }, finish_reason }],
         usage,
     };
     serde_json::to_vec(&body).expect("completion serialises")
@@ -103,18 +92,10 @@ mod tests {
 
     #[test]
     fn matches_the_captured_non_stream_body() {
-        let path = format!(
-            "{}/tests/fixtures/builtin-nonstream.txt",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = format!("{}/tests/fixtures/builtin-nonstream.txt", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(path).unwrap();
         let want = text.lines().find(|l| l.starts_with("{\"id\"")).unwrap();
-        let usage = Usage::from_run(Some(&RunUsage {
-            input: 10,
-            output: 3,
-            total: 13,
-            ..Default::default()
-        }));
+        let usage = Usage::from_run(Some(&RunUsage { input: 10, output: 3, total: 13, ..Default::default() }));
         let got = completion_body(
             "chatcmpl_5040ec89-3fa3-44dd-8c02-d613f82f8980",
             1795636699,

@@ -26,8 +26,7 @@ impl AgentTarget {
 }
 
 pub const INVALID_MODEL: &str = "Invalid `model`. Use `openclaw` or `openclaw/<agentId>`.";
-pub const RESERVED_SESSION: &str =
-    "`x-openclaw-session-key` cannot use reserved internal session namespaces.";
+pub const RESERVED_SESSION: &str = "`x-openclaw-session-key` cannot use reserved internal session namespaces.";
 
 pub fn unknown_agent(id: &str) -> ChatError {
     ChatError::InvalidRequest(format!("Unknown agent '{id}'."))
@@ -55,11 +54,7 @@ pub fn agent_target(header: Option<&str>, model: Option<&str>) -> Result<AgentTa
     if lower == "openclaw" || lower == "openclaw/default" {
         return Ok(AgentTarget::Default);
     }
-    Ok(AgentTarget::Named(
-        agent_suffix(m)
-            .expect("checked by is_agent_model")
-            .to_lowercase(),
-    ))
+    Ok(AgentTarget::Named(agent_suffix(m).expect("checked by is_agent_model").to_lowercase()))
 }
 
 /// `openclaw`, `openclaw/default`, `openclaw[:/]<id>` or `agent:<id>`, any case.
@@ -71,11 +66,7 @@ fn is_agent_model(m: &str) -> bool {
 fn agent_suffix(m: &str) -> Option<&str> {
     let prefix_len = ["openclaw/", "openclaw:", "agent:"]
         .iter()
-        .find(|p| {
-            m.len() >= p.len()
-                && m.is_char_boundary(p.len())
-                && m[..p.len()].eq_ignore_ascii_case(p)
-        })?
+        .find(|p| m.len() >= p.len() && m.is_char_boundary(p.len()) && m[..p.len()].eq_ignore_ascii_case(p))?
         .len();
     let id = &m[prefix_len..];
     is_valid_agent_id(id).then_some(id)
@@ -87,8 +78,7 @@ fn is_valid_agent_id(id: &str) -> bool {
     !b.is_empty()
         && b.len() <= MAX_AGENT_ID
         && b[0].is_ascii_alphanumeric()
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-')
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-')
 }
 
 /// Where the run's session comes from.
@@ -112,10 +102,7 @@ impl SessionChoice {
 }
 
 /// Resolves the session as `resolveSessionKey` does.
-pub fn session_choice(
-    header: Option<&str>,
-    user: Option<&str>,
-) -> Result<SessionChoice, ChatError> {
+pub fn session_choice(header: Option<&str>, user: Option<&str>) -> Result<SessionChoice, ChatError> {
     if let Some(key) = header.map(js_trim).filter(|k| !k.is_empty()) {
         if is_reserved(key) {
             return Err(ChatError::InvalidRequest(RESERVED_SESSION.into()));
@@ -138,11 +125,7 @@ fn is_reserved(key: &str) -> bool {
         .and_then(|after| after.split_once(':'))
         .filter(|(id, rest)| !id.is_empty() && !rest.is_empty() && !rest.starts_with(':'))
         .map(|(_, rest)| rest);
-    let reserved = |s: &str| {
-        ["subagent:", "cron:", "acp:", "harness:"]
-            .iter()
-            .any(|p| s.starts_with(p))
-    };
+    let reserved = |s: &str| ["subagent:", "cron:", "acp:", "harness:"].iter().any(|p| s.starts_with(p));
     reserved(&lower) || rest.is_some_and(|r| reserved(js_trim(r)))
 }
 
@@ -171,16 +154,8 @@ mod tests {
         ] {
             assert_eq!(agent_target(None, model).unwrap(), want, "{model:?}");
         }
-        for bad in [
-            "gpt-4o",
-            "openclaw/",
-            "openclaw/-x",
-            "openclaw/a b",
-            "agent:",
-            "agent:a:b",
-            "claw",
-            "openclaw/é",
-        ] {
+        for bad in ["gpt-4o", "openclaw/", "openclaw/-x", "openclaw/a b", "agent:", "agent:a:b", "claw", "openclaw/é"]
+        {
             assert_eq!(
                 agent_target(None, Some(bad)).unwrap_err(),
                 ChatError::InvalidRequest(INVALID_MODEL.into()),
@@ -195,52 +170,23 @@ mod tests {
             agent_target(Some("main"), Some("gpt-4o")).unwrap_err(),
             ChatError::InvalidRequest(INVALID_MODEL.into())
         );
-        assert_eq!(
-            agent_target(Some("Ops"), Some("openclaw/main")).unwrap(),
-            named("ops")
-        );
-        assert_eq!(
-            agent_target(Some(" a b "), None).unwrap_err(),
-            unknown_agent("a b")
-        );
-        assert_eq!(
-            agent_target(Some("  "), Some("openclaw:x")).unwrap(),
-            named("x")
-        );
+        assert_eq!(agent_target(Some("Ops"), Some("openclaw/main")).unwrap(), named("ops"));
+        assert_eq!(agent_target(Some(" a b "), None).unwrap_err(), unknown_agent("a b"));
+        assert_eq!(agent_target(Some("  "), Some("openclaw:x")).unwrap(), named("x"));
     }
 
     #[test]
     fn session_keys() {
-        assert_eq!(
-            session_choice(Some(" k "), Some("u")).unwrap(),
-            SessionChoice::Explicit("k".into())
-        );
-        assert_eq!(
-            session_choice(None, Some("Alice")).unwrap().key("main"),
-            "agent:main:openai-user:alice"
-        );
-        assert_eq!(
-            session_choice(None, Some("conv:ref-1"))
-                .unwrap()
-                .key("main"),
-            "agent:main:openai-user:conv:ref-1"
-        );
+        assert_eq!(session_choice(Some(" k "), Some("u")).unwrap(), SessionChoice::Explicit("k".into()));
+        assert_eq!(session_choice(None, Some("Alice")).unwrap().key("main"), "agent:main:openai-user:alice");
+        assert_eq!(session_choice(None, Some("conv:ref-1")).unwrap().key("main"), "agent:main:openai-user:conv:ref-1");
         let a = session_choice(None, None).unwrap().key("main");
         let b = session_choice(None, Some("  ")).unwrap().key("main");
-        assert!(
-            a.starts_with("agent:main:openai:") && a.len() == "agent:main:openai:".len() + 36,
-            "{a}"
-        );
+        assert!(a.starts_with("agent:main:openai:") && a.len() == "agent:main:openai:".len() + 36, "{a}");
         assert_ne!(a, b, "a fresh session every call");
-        for reserved in [
-            "subagent:x",
-            "cron:x",
-            "acp:x",
-            "agent:main:subagent:x",
-            "CRON:x",
-            "Agent:Main:Cron:job",
-            "harness:x",
-        ] {
+        for reserved in
+            ["subagent:x", "cron:x", "acp:x", "agent:main:subagent:x", "CRON:x", "Agent:Main:Cron:job", "harness:x"]
+        {
             assert_eq!(
                 session_choice(Some(reserved), None).unwrap_err(),
                 ChatError::InvalidRequest(RESERVED_SESSION.into()),

@@ -38,10 +38,7 @@ impl ChunkEncoder {
 
     /// `delta:{role:"assistant"}`, written before any content.
     pub fn role(&self) -> Bytes {
-        let mut b = self.chunk(
-            br#"{"index":0,"delta":{"role":"assistant"},"finish_reason":null}"#,
-            0,
-        );
+        let mut b = self.chunk(br#"{"index":0,"delta":{"role":"assistant"},"finish_reason":null}"#, 0);
         b.put_slice(b"]}\n\n");
         b.freeze()
     }
@@ -93,10 +90,7 @@ mod tests {
     use super::*;
 
     fn captured_chunks() -> Vec<String> {
-        let path = format!(
-            "{}/tests/fixtures/builtin-stream-include-usage.txt",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = format!("{}/tests/fixtures/builtin-stream-include-usage.txt", env!("CARGO_MANIFEST_DIR"));
         std::fs::read_to_string(path)
             .unwrap()
             .lines()
@@ -116,18 +110,10 @@ mod tests {
             enc.content(", world"),
             enc.content("!"),
             enc.finish("stop"),
-            enc.usage(&Usage {
-                prompt_tokens: 10,
-                completion_tokens: 3,
-                total_tokens: 13,
-                ..Default::default()
-            }),
+            enc.usage(&Usage { prompt_tokens: 10, completion_tokens: 3, total_tokens: 13, ..Default::default() }),
             Bytes::from_static(DONE),
         ];
-        let got: Vec<String> = got
-            .iter()
-            .map(|b| String::from_utf8(b.to_vec()).unwrap())
-            .collect();
+        let got: Vec<String> = got.iter().map(|b| String::from_utf8(b.to_vec()).unwrap()).collect();
         assert_eq!(got, want);
     }
 
@@ -136,14 +122,10 @@ mod tests {
         let enc = ChunkEncoder::new("chatcmpl_x", 1, "a\"b");
         let chunk = enc.content("line\n\"q\" é 🦀");
         let text = std::str::from_utf8(&chunk).unwrap();
-        let v: serde_json::Value =
-            serde_json::from_str(text.strip_prefix("data: ").unwrap().trim_end()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(text.strip_prefix("data: ").unwrap().trim_end()).unwrap();
         assert_eq!(v["model"], "a\"b");
         assert_eq!(v["choices"][0]["delta"]["content"], "line\n\"q\" é 🦀");
-        assert!(
-            text.ends_with("\n\n") && !text.trim_end().contains('\n'),
-            "one line per event"
-        );
+        assert!(text.ends_with("\n\n") && !text.trim_end().contains('\n'), "one line per event");
     }
 
     #[test]

@@ -42,9 +42,8 @@ pub struct GatewayFile {
 impl GatewayFile {
     pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let root = match std::fs::read_to_string(path) {
-            Ok(text) => json5::from_str::<Value>(&text).map_err(|e| {
-                ConfigError::new(path.display().to_string(), format!("not valid JSON5: {e}"))
-            })?,
+            Ok(text) => json5::from_str::<Value>(&text)
+                .map_err(|e| ConfigError::new(path.display().to_string(), format!("not valid JSON5: {e}")))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Value::Null,
             Err(e) => return Err(ConfigError::new(path.display().to_string(), e.to_string())),
         };
@@ -56,11 +55,7 @@ impl GatewayFile {
             None => false,
             Some(Value::Bool(b)) => *b,
             Some(other) => {
-                return Err(type_error(
-                    "gateway.http.endpoints.chatCompletions.enabled",
-                    "a boolean",
-                    other,
-                ))
+                return Err(type_error("gateway.http.endpoints.chatCompletions.enabled", "a boolean", other))
             }
         };
         let text = |key: &str| -> Result<Option<String>, ConfigError> {
@@ -73,10 +68,8 @@ impl GatewayFile {
         // The gateway resolves credentials config-first: the env var applies
         // only when the file has no value (`resolveGatewayCredentialsFromValues`).
         let trimmed = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
-        let token =
-            trimmed(text("gateway.auth.token")?).or_else(|| trimmed(env("OPENCLAW_GATEWAY_TOKEN")));
-        let password = trimmed(text("gateway.auth.password")?)
-            .or_else(|| trimmed(env("OPENCLAW_GATEWAY_PASSWORD")));
+        let token = trimmed(text("gateway.auth.token")?).or_else(|| trimmed(env("OPENCLAW_GATEWAY_TOKEN")));
+        let password = trimmed(text("gateway.auth.password")?).or_else(|| trimmed(env("OPENCLAW_GATEWAY_PASSWORD")));
         let mode = match text("gateway.auth.mode")?.as_deref() {
             Some("token") => AuthMode::Token,
             Some("password") => AuthMode::Password,
@@ -131,25 +124,15 @@ fn rate_limit(root: &Value) -> Result<RateLimit, ConfigError> {
     let num = |key: &str, default: u64| -> Result<u64, ConfigError> {
         match v.get(key) {
             None => Ok(default),
-            Some(n) => n.as_u64().ok_or_else(|| {
-                type_error(
-                    &format!("gateway.auth.rateLimit.{key}"),
-                    "a whole number",
-                    n,
-                )
-            }),
+            Some(n) => {
+                n.as_u64().ok_or_else(|| type_error(&format!("gateway.auth.rateLimit.{key}"), "a whole number", n))
+            }
         }
     };
     let exempt = match v.get("exemptLoopback") {
         None => true,
         Some(Value::Bool(b)) => *b,
-        Some(other) => {
-            return Err(type_error(
-                "gateway.auth.rateLimit.exemptLoopback",
-                "a boolean",
-                other,
-            ))
-        }
+        Some(other) => return Err(type_error("gateway.auth.rateLimit.exemptLoopback", "a boolean", other)),
     };
     Ok(RateLimit {
         max_attempts: num("maxAttempts", 10)?.clamp(1, u32::MAX as u64) as u32,
@@ -165,10 +148,7 @@ fn trusted_proxies(root: &Value) -> Result<crate::trusted::TrustedProxies, Confi
         None => Vec::new(),
         Some(Value::Array(a)) => a
             .iter()
-            .map(|v| {
-                v.as_str()
-                    .ok_or_else(|| type_error(key, "an array of strings", v))
-            })
+            .map(|v| v.as_str().ok_or_else(|| type_error(key, "an array of strings", v)))
             .collect::<Result<_, _>>()?,
         Some(other) => return Err(type_error(key, "an array of strings", other)),
     };
@@ -177,10 +157,7 @@ fn trusted_proxies(root: &Value) -> Result<crate::trusted::TrustedProxies, Confi
 }
 
 fn lookup<'a>(root: &'a Value, dotted: &str) -> Option<&'a Value> {
-    dotted
-        .split('.')
-        .try_fold(root, |v, k| v.get(k))
-        .filter(|v| !v.is_null())
+    dotted.split('.').try_fold(root, |v, k| v.get(k)).filter(|v| !v.is_null())
 }
 
 fn type_error(key: &str, expected: &str, got: &Value) -> ConfigError {
@@ -201,13 +178,8 @@ mod tests {
 
     fn parse(text: &str, env: &[(&str, &str)]) -> Result<GatewayFile, ConfigError> {
         let v: Value = json5::from_str(text).unwrap();
-        let env: Vec<(String, String)> = env
-            .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect();
-        GatewayFile::from_value(&v, &move |k| {
-            env.iter().find(|(a, _)| a == k).map(|(_, b)| b.clone())
-        })
+        let env: Vec<(String, String)> = env.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        GatewayFile::from_value(&v, &move |k| env.iter().find(|(a, _)| a == k).map(|(_, b)| b.clone()))
     }
 
     #[test]
@@ -225,41 +197,21 @@ mod tests {
 
     #[test]
     fn password_mode_and_env_precedence() {
-        let g = parse(
-            "{gateway:{auth:{mode:'password', password:'file-pw'}}}",
-            &[("OPENCLAW_GATEWAY_PASSWORD", "env-pw")],
-        )
-        .unwrap();
+        let g =
+            parse("{gateway:{auth:{mode:'password', password:'file-pw'}}}", &[("OPENCLAW_GATEWAY_PASSWORD", "env-pw")])
+                .unwrap();
         assert_eq!(g.auth_mode, AuthMode::Password);
-        assert!(
-            g.secret.unwrap().matches(b"file-pw"),
-            "the file wins, as in the gateway"
-        );
-        let g = parse(
-            "{gateway:{auth:{mode:'password'}}}",
-            &[("OPENCLAW_GATEWAY_PASSWORD", "env-pw")],
-        )
-        .unwrap();
-        assert!(
-            g.secret.unwrap().matches(b"env-pw"),
-            "env fills a missing value"
-        );
+        assert!(g.secret.unwrap().matches(b"file-pw"), "the file wins, as in the gateway");
+        let g = parse("{gateway:{auth:{mode:'password'}}}", &[("OPENCLAW_GATEWAY_PASSWORD", "env-pw")]).unwrap();
+        assert!(g.secret.unwrap().matches(b"env-pw"), "env fills a missing value");
         let g = parse("{}", &[("OPENCLAW_GATEWAY_PASSWORD", "env-pw")]).unwrap();
-        assert_eq!(
-            g.auth_mode,
-            AuthMode::Password,
-            "a password alone selects password mode"
-        );
+        assert_eq!(g.auth_mode, AuthMode::Password, "a password alone selects password mode");
         assert!(!parse("{}", &[]).unwrap().chat_completions_enabled);
     }
 
     #[test]
     fn wrong_types_name_the_key() {
-        let e = parse(
-            "{gateway:{http:{endpoints:{chatCompletions:{enabled:'yes'}}}}}",
-            &[],
-        )
-        .unwrap_err();
+        let e = parse("{gateway:{http:{endpoints:{chatCompletions:{enabled:'yes'}}}}}", &[]).unwrap_err();
         assert_eq!(e.key, "gateway.http.endpoints.chatCompletions.enabled");
         let e = parse("{gateway:{auth:{mode:'trusted-proxy'}}}", &[]).unwrap_err();
         assert_eq!(e.key, "gateway.auth.mode");
@@ -271,14 +223,6 @@ mod tests {
     fn rate_limit_defaults() {
         let g = parse("{gateway:{auth:{token:'t', rateLimit:{}}}}", &[]).unwrap();
         let r = g.rate_limit;
-        assert_eq!(
-            (
-                r.max_attempts,
-                r.window.as_secs(),
-                r.lockout.as_secs(),
-                r.exempt_loopback
-            ),
-            (10, 60, 300, true)
-        );
+        assert_eq!((r.max_attempts, r.window.as_secs(), r.lockout.as_secs(), r.exempt_loopback), (10, 60, 300, true));
     }
 }

@@ -25,10 +25,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            key: key.into(),
-            message: message.into(),
-        }
+        Self { key: key.into(), message: message.into() }
     }
 }
 
@@ -119,19 +116,13 @@ impl Config {
     }
 
     /// Loads the YAML (if given), applies env from `env`, reads the gateway file.
-    pub fn load(
-        path: Option<&Path>,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Self, ConfigError> {
+    pub fn load(path: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let file = match path {
             Some(p) => {
                 let text = std::fs::read_to_string(p)
                     .map_err(|e| ConfigError::new("--config", format!("{}: {e}", p.display())))?;
                 serde_yaml::from_str::<FileConfig>(&text).map_err(|e| {
-                    let key = e
-                        .location()
-                        .map(|l| format!("line {}", l.line()))
-                        .unwrap_or_default();
+                    let key = e.location().map(|l| format!("line {}", l.line())).unwrap_or_default();
                     ConfigError::new(format!("{} {key}", p.display()), e.to_string())
                 })?
             }
@@ -142,29 +133,14 @@ impl Config {
 
     fn build(f: FileConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |var: &str| env(var).filter(|v| !v.trim().is_empty());
-        let listen = addr(
-            "listen",
-            get("CLAWBRIDGE_LISTEN").or(f.listen),
-            "0.0.0.0:8080",
-        )?;
-        let admin_listen = addr(
-            "admin_listen",
-            get("CLAWBRIDGE_ADMIN_LISTEN").or(f.admin_listen),
-            "0.0.0.0:9464",
-        )?;
-        let upstream = get("CLAWBRIDGE_UPSTREAM")
-            .or(f.upstream)
-            .unwrap_or_else(|| "127.0.0.1:18789".into());
+        let listen = addr("listen", get("CLAWBRIDGE_LISTEN").or(f.listen), "0.0.0.0:8080")?;
+        let admin_listen = addr("admin_listen", get("CLAWBRIDGE_ADMIN_LISTEN").or(f.admin_listen), "0.0.0.0:9464")?;
+        let upstream = get("CLAWBRIDGE_UPSTREAM").or(f.upstream).unwrap_or_else(|| "127.0.0.1:18789".into());
         if !upstream.contains(':') || upstream.contains('/') {
-            return Err(ConfigError::new(
-                "upstream",
-                format!("expected host:port, got {upstream:?}"),
-            ));
+            return Err(ConfigError::new("upstream", format!("expected host:port, got {upstream:?}")));
         }
         let chat_switch = match get("CLAWBRIDGE_CHAT_COMPLETIONS") {
-            Some(v) => {
-                parse_enum::<ChatSwitch>("CLAWBRIDGE_CHAT_COMPLETIONS", &v, "inherit, on or off")?
-            }
+            Some(v) => parse_enum::<ChatSwitch>("CLAWBRIDGE_CHAT_COMPLETIONS", &v, "inherit, on or off")?,
             None => f.chat_completions.unwrap_or(ChatSwitch::Inherit),
         };
         let log_format = match get("CLAWBRIDGE_LOG_FORMAT") {
@@ -177,22 +153,22 @@ impl Config {
             .unwrap_or_else(|| default_gateway_config_path(env));
         let gateway = GatewayFile::load(&openclaw_config, env)?;
         let l = f.limits;
-        let num =
-            |key: &str, var: &str, file: Option<u64>, default: u64| -> Result<u64, ConfigError> {
-                match get(var) {
-                    Some(v) => v.trim().parse::<u64>().map_err(|_| {
-                        ConfigError::new(var, format!("expected a whole number, got {v:?}"))
-                    }),
-                    None => Ok(file.unwrap_or(default)),
+        let num = |key: &str, var: &str, file: Option<u64>, default: u64| -> Result<u64, ConfigError> {
+            match get(var) {
+                Some(v) => v
+                    .trim()
+                    .parse::<u64>()
+                    .map_err(|_| ConfigError::new(var, format!("expected a whole number, got {v:?}"))),
+                None => Ok(file.unwrap_or(default)),
+            }
+            .and_then(|n| {
+                if key.ends_with("_bytes") && n == 0 {
+                    Err(ConfigError::new(key, "must be > 0"))
+                } else {
+                    Ok(n)
                 }
-                .and_then(|n| {
-                    if key.ends_with("_bytes") && n == 0 {
-                        Err(ConfigError::new(key, "must be > 0"))
-                    } else {
-                        Ok(n)
-                    }
-                })
-            };
+            })
+        };
         let as_usize = |v: Option<usize>| v.map(|n| n as u64);
         let limits = Limits {
             max_body_bytes: num(
@@ -252,23 +228,11 @@ impl Config {
             .max(1) as usize,
         };
         for (key, v) in [
-            (
-                "limits.max_concurrent_runs",
-                limits.max_concurrent_runs as u64,
-            ),
+            ("limits.max_concurrent_runs", limits.max_concurrent_runs as u64),
             ("limits.run_timeout_secs", limits.run_timeout.as_secs()),
-            (
-                "limits.accept_timeout_ms",
-                limits.accept_timeout.as_millis() as u64,
-            ),
-            (
-                "limits.handshake_timeout_ms",
-                limits.handshake_timeout.as_millis() as u64,
-            ),
-            (
-                "limits.body_timeout_ms",
-                limits.body_timeout.as_millis() as u64,
-            ),
+            ("limits.accept_timeout_ms", limits.accept_timeout.as_millis() as u64),
+            ("limits.handshake_timeout_ms", limits.handshake_timeout.as_millis() as u64),
+            ("limits.body_timeout_ms", limits.body_timeout.as_millis() as u64),
         ] {
             if v == 0 {
                 return Err(ConfigError::new(key, "must be > 0"));
@@ -278,12 +242,7 @@ impl Config {
         if threads == 0 {
             return Err(ConfigError::new("threads", "must be > 0"));
         }
-        let grace = num(
-            "grace_period_secs",
-            "CLAWBRIDGE_GRACE_PERIOD_SECS",
-            f.grace_period_secs,
-            20,
-        )?;
+        let grace = num("grace_period_secs", "CLAWBRIDGE_GRACE_PERIOD_SECS", f.grace_period_secs, 20)?;
         let cfg = Config {
             listen,
             upstream,
@@ -305,16 +264,10 @@ impl Config {
 
 fn addr(key: &str, value: Option<String>, default: &str) -> Result<SocketAddr, ConfigError> {
     let v = value.unwrap_or_else(|| default.to_string());
-    v.trim()
-        .parse()
-        .map_err(|_| ConfigError::new(key, format!("expected ip:port, got {v:?}")))
+    v.trim().parse().map_err(|_| ConfigError::new(key, format!("expected ip:port, got {v:?}")))
 }
 
-fn parse_enum<T: serde::de::DeserializeOwned>(
-    key: &str,
-    v: &str,
-    allowed: &str,
-) -> Result<T, ConfigError> {
+fn parse_enum<T: serde::de::DeserializeOwned>(key: &str, v: &str, allowed: &str) -> Result<T, ConfigError> {
     serde_json::from_value(serde_json::Value::String(v.trim().to_ascii_lowercase()))
         .map_err(|_| ConfigError::new(key, format!("expected {allowed}, got {v:?}")))
 }
@@ -334,10 +287,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let m: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |k| m.get(k).cloned()
     }
 
@@ -350,8 +300,7 @@ mod tests {
         pub struct TempPath(pub std::path::PathBuf);
         impl TempPath {
             pub fn with(text: &str) -> Self {
-                let p = std::env::temp_dir()
-                    .join(format!("clawbridge-test-{}.json5", uuid::Uuid::new_v4()));
+                let p = std::env::temp_dir().join(format!("clawbridge-test-{}.json5", uuid::Uuid::new_v4()));
                 std::fs::write(&p, text).unwrap();
                 TempPath(p)
             }
@@ -368,11 +317,7 @@ mod tests {
 
     #[test]
     fn defaults_without_file_or_env() {
-        let cfg = Config::build(
-            FileConfig::default(),
-            &env_of(&[("HOME", "/nonexistent-home")]),
-        )
-        .unwrap();
+        let cfg = Config::build(FileConfig::default(), &env_of(&[("HOME", "/nonexistent-home")])).unwrap();
         assert_eq!(cfg.listen.to_string(), "0.0.0.0:8080");
         assert_eq!(cfg.admin_listen.to_string(), "0.0.0.0:9464");
         assert_eq!(cfg.upstream, "127.0.0.1:18789");
@@ -386,8 +331,7 @@ mod tests {
         let gw = gateway_file(
             "{ gateway: { auth: { mode: 'token', token: 'file-token' }, http: { endpoints: { chatCompletions: { enabled: true } } } } }",
         );
-        let f: FileConfig =
-            serde_yaml::from_str("listen: 127.0.0.1:1\nlimits:\n  max_body_bytes: 10\n").unwrap();
+        let f: FileConfig = serde_yaml::from_str("listen: 127.0.0.1:1\nlimits:\n  max_body_bytes: 10\n").unwrap();
         let env = env_of(&[
             ("OPENCLAW_CONFIG_PATH", gw.s()),
             ("CLAWBRIDGE_LISTEN", "127.0.0.1:2"),
@@ -407,24 +351,14 @@ mod tests {
     fn switch_on_requires_a_secret_and_names_the_key() {
         let err = Config::build(
             FileConfig::default(),
-            &env_of(&[
-                ("HOME", "/nonexistent-home"),
-                ("CLAWBRIDGE_CHAT_COMPLETIONS", "on"),
-            ]),
+            &env_of(&[("HOME", "/nonexistent-home"), ("CLAWBRIDGE_CHAT_COMPLETIONS", "on")]),
         )
         .unwrap_err();
         assert!(err.to_string().contains("gateway.auth.token"), "{err}");
-        let err = Config::build(
-            FileConfig::default(),
-            &env_of(&[("CLAWBRIDGE_CHAT_COMPLETIONS", "maybe")]),
-        )
-        .unwrap_err();
+        let err =
+            Config::build(FileConfig::default(), &env_of(&[("CLAWBRIDGE_CHAT_COMPLETIONS", "maybe")])).unwrap_err();
         assert_eq!(err.key, "CLAWBRIDGE_CHAT_COMPLETIONS");
-        let err = Config::build(
-            FileConfig::default(),
-            &env_of(&[("CLAWBRIDGE_LISTEN", "nope")]),
-        )
-        .unwrap_err();
+        let err = Config::build(FileConfig::default(), &env_of(&[("CLAWBRIDGE_LISTEN", "nope")])).unwrap_err();
         assert_eq!(err.key, "listen");
     }
 

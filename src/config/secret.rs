@@ -25,9 +25,7 @@ impl Secret {
         let len_eq = (own.len() as u64).ct_eq(&(candidate.len() as u64));
         // Compare against a same-length view so `ct_eq` does the work even
         // when lengths differ; the result is masked by `len_eq`.
-        let padded: Vec<u8> = (0..candidate.len())
-            .map(|i| own.get(i).copied().unwrap_or(0))
-            .collect();
+        let padded: Vec<u8> = (0..candidate.len()).map(|i| own.get(i).copied().unwrap_or(0)).collect();
         (len_eq & padded.as_slice().ct_eq(candidate)).into()
     }
 }

@@ -15,9 +15,7 @@ use tokio::time::{sleep, timeout, Instant};
 use tokio_tungstenite::tungstenite::{self, protocol::WebSocketConfig, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use super::frames::{
-    self, AgentEvent, AgentResPayload, AssistantData, HelloOk, InFrame, LifecycleData,
-};
+use super::frames::{self, AgentEvent, AgentResPayload, AssistantData, HelloOk, InFrame, LifecycleData};
 use super::{Command, Finish, Gateway, GatewaySettings, LinkState, RunEvent};
 use crate::metrics;
 
@@ -47,26 +45,11 @@ impl Driver {
 /// any runtime; the driver runs on whichever runtime calls `Driver::run`.
 pub fn channel(settings: GatewaySettings) -> (Gateway, Driver) {
     let (commands, rx) = mpsc::channel(4096);
-    let (state_tx, state) = watch::channel(LinkState::Down {
-        reason: "not connected yet".into(),
-    });
+    let (state_tx, state) = watch::channel(LinkState::Down { reason: "not connected yet".into() });
     let stats = Arc::new(Stats::default());
     let run_buffer = settings.run_buffer;
-    let handle = Gateway {
-        commands,
-        state,
-        stats: stats.clone(),
-        run_buffer,
-    };
-    (
-        handle,
-        Driver {
-            settings,
-            commands: rx,
-            state: state_tx,
-            stats,
-        },
-    )
+    let handle = Gateway { commands, state, stats: stats.clone(), run_buffer };
+    (handle, Driver { settings, commands: rx, state: state_tx, stats })
 }
 
 /// A run the task is tracking.
@@ -109,9 +92,7 @@ async fn run(
         };
         tracing::warn!(upstream = %settings.upstream, %reason, "gateway link down");
         metrics::GATEWAY_CONNECTED.set(0);
-        state.send_replace(LinkState::Down {
-            reason: reason.clone(),
-        });
+        state.send_replace(LinkState::Down { reason: reason.clone() });
         for (_, slot) in runs.drain() {
             let _ = slot.events.try_send(RunEvent::Lost(reason.clone()));
         }
@@ -139,33 +120,20 @@ async fn run(
 /// gateway's default agent id.
 async fn connect(settings: &GatewaySettings) -> Result<(Link, Arc<str>), Arc<str>> {
     let fut = async {
-        let tcp = TcpStream::connect(&settings.upstream)
-            .await
-            .map_err(|e| format!("connect {}: {e}", settings.upstream))?;
-        tcp.set_nodelay(true)
-            .map_err(|e| format!("set TCP_NODELAY: {e}"))?;
+        let tcp =
+            TcpStream::connect(&settings.upstream).await.map_err(|e| format!("connect {}: {e}", settings.upstream))?;
+        tcp.set_nodelay(true).map_err(|e| format!("set TCP_NODELAY: {e}"))?;
         let url = format!("ws://{}/", settings.upstream);
         let mut config = WebSocketConfig::default();
         config.max_message_size = Some(settings.max_frame_bytes);
         config.max_frame_size = Some(settings.max_frame_bytes);
-        let (mut ws, _) = tokio_tungstenite::client_async_with_config(
-            url,
-            MaybeTlsStream::Plain(tcp),
-            Some(config),
-        )
-        .await
-        .map_err(|e| format!("websocket upgrade: {e}"))?;
+        let (mut ws, _) = tokio_tungstenite::client_async_with_config(url, MaybeTlsStream::Plain(tcp), Some(config))
+            .await
+            .map_err(|e| format!("websocket upgrade: {e}"))?;
         let connect_id = format!("connect-{}", uuid::Uuid::new_v4());
         let instance = uuid::Uuid::new_v4().to_string();
-        let frame = frames::connect_request(
-            &connect_id,
-            settings.secret_kind,
-            settings.secret.expose(),
-            &instance,
-        );
-        ws.send(Message::Text(frame.into()))
-            .await
-            .map_err(|e| format!("send connect: {e}"))?;
+        let frame = frames::connect_request(&connect_id, settings.secret_kind, settings.secret.expose(), &instance);
+        ws.send(Message::Text(frame.into())).await.map_err(|e| format!("send connect: {e}"))?;
         loop {
             let msg = ws
                 .next()
@@ -177,8 +145,7 @@ async fn connect(settings: &GatewaySettings) -> Result<(Link, Arc<str>), Arc<str
                 Message::Close(c) => {
                     return Err(format!(
                         "gateway closed the socket during the handshake: {}",
-                        c.map(|c| format!("{} {}", u16::from(c.code), c.reason))
-                            .unwrap_or_default()
+                        c.map(|c| format!("{} {}", u16::from(c.code), c.reason)).unwrap_or_default()
                     ))
                 }
                 _ => continue,
@@ -190,54 +157,33 @@ async fn connect(settings: &GatewaySettings) -> Result<(Link, Arc<str>), Arc<str
                 continue; // connect.challenge and anything else before hello-ok
             }
             if frame.ok != Some(true) {
-                let e = frame.error.unwrap_or(frames::ErrorShape {
-                    code: "?".into(),
-                    message: String::new(),
-                });
+                let e = frame.error.unwrap_or(frames::ErrorShape { code: "?".into(), message: String::new() });
                 return Err(format!("gateway refused connect: {} {}", e.code, e.message));
             }
             let hello: HelloOk = frame
                 .payload
                 .and_then(|p| serde_json::from_str(p.get()).ok())
                 .ok_or_else(|| "connect answer is not hello-ok".to_string())?;
-            let scopes = hello
-                .auth
-                .as_ref()
-                .map(|a| a.scopes.clone())
-                .unwrap_or_default();
-            if !scopes
-                .iter()
-                .any(|s| s == frames::WRITE_SCOPE || s == "operator.admin")
-            {
+            let scopes = hello.auth.as_ref().map(|a| a.scopes.clone()).unwrap_or_default();
+            if !scopes.iter().any(|s| s == frames::WRITE_SCOPE || s == "operator.admin") {
                 return Err(format!(
                     "gateway granted scopes {scopes:?} without operator.write; clawbridge must reach the gateway over loopback, without proxy headers"
                 ));
             }
-            let tick = hello
-                .policy
-                .as_ref()
-                .and_then(|p| p.tick_interval_ms)
-                .unwrap_or(30_000);
+            let tick = hello.policy.as_ref().and_then(|p| p.tick_interval_ms).unwrap_or(30_000);
             let default_agent = hello
                 .snapshot
                 .and_then(|s| s.session_defaults)
                 .and_then(|d| d.default_agent_id)
                 .unwrap_or_else(|| "main".to_string());
-            return Ok((
-                Link {
-                    ws,
-                    tick: Duration::from_millis(tick.max(100)),
-                },
-                Arc::from(default_agent),
-            ));
+            return Ok((Link { ws, tick: Duration::from_millis(tick.max(100)) }, Arc::from(default_agent)));
         }
     };
     match timeout(settings.handshake_timeout, fut).await {
         Ok(r) => r.map_err(Arc::from),
-        Err(_) => Err(Arc::from(format!(
-            "gateway handshake timed out after {} ms",
-            settings.handshake_timeout.as_millis()
-        ))),
+        Err(_) => {
+            Err(Arc::from(format!("gateway handshake timed out after {} ms", settings.handshake_timeout.as_millis())))
+        }
     }
 }
 
@@ -306,9 +252,7 @@ async fn on_frame(text: &str, runs: &mut HashMap<Arc<str>, Slot>, ws: &mut Ws) {
     let frame: InFrame = match serde_json::from_str(text) {
         Ok(f) => f,
         Err(e) => {
-            metrics::GATEWAY_FRAMES_DROPPED
-                .with_label_values(&["malformed"])
-                .inc();
+            metrics::GATEWAY_FRAMES_DROPPED.with_label_values(&["malformed"]).inc();
             tracing::warn!(error = %e, len = text.len(), "dropping malformed gateway frame");
             return;
         }
@@ -317,9 +261,7 @@ async fn on_frame(text: &str, runs: &mut HashMap<Arc<str>, Slot>, ws: &mut Ws) {
         ("event", Some("agent")) => {
             let Some(payload) = frame.payload else { return };
             let Ok(ev) = serde_json::from_str::<AgentEvent>(payload.get()) else {
-                metrics::GATEWAY_FRAMES_DROPPED
-                    .with_label_values(&["malformed"])
-                    .inc();
+                metrics::GATEWAY_FRAMES_DROPPED.with_label_values(&["malformed"]).inc();
                 return;
             };
             if !runs.contains_key(ev.run_id.as_ref()) {
@@ -344,20 +286,12 @@ async fn on_frame(text: &str, runs: &mut HashMap<Arc<str>, Slot>, ws: &mut Ws) {
                 return;
             };
             let Some(slot) = runs.get_mut(id) else { return };
-            let payload: Option<AgentResPayload> = frame
-                .payload
-                .and_then(|p| serde_json::from_str(p.get()).ok());
+            let payload: Option<AgentResPayload> = frame.payload.and_then(|p| serde_json::from_str(p.get()).ok());
             let status = payload.as_ref().map(|p| p.status.as_str()).unwrap_or("");
-            if frame.ok == Some(true)
-                && !slot.accepted
-                && (status == "accepted" || status == "in_flight")
-            {
+            if frame.ok == Some(true) && !slot.accepted && (status == "accepted" || status == "in_flight") {
                 slot.accepted = true;
                 let p = payload.unwrap_or_else(empty_payload);
-                let event = RunEvent::Accepted {
-                    session_key: p.session_key,
-                    agent_id: p.agent_id,
-                };
+                let event = RunEvent::Accepted { session_key: p.session_key, agent_id: p.agent_id };
                 deliver(runs, id, event, ws).await;
                 return;
             }
@@ -366,11 +300,7 @@ async fn on_frame(text: &str, runs: &mut HashMap<Arc<str>, Slot>, ws: &mut Ws) {
             let event = if frame.ok != Some(true) && !was_accepted && payload.is_none() {
                 RunEvent::Rejected(frame.error.unwrap_or_default())
             } else {
-                RunEvent::Finished(Box::new(finish(
-                    frame.ok == Some(true),
-                    payload,
-                    frame.error,
-                )))
+                RunEvent::Finished(Box::new(finish(frame.ok == Some(true), payload, frame.error)))
             };
             let _ = slot.events.try_send(event);
         }
@@ -389,9 +319,7 @@ async fn deliver(runs: &mut HashMap<Arc<str>, Slot>, run_id: &str, event: RunEve
         }
         Err(mpsc::error::TrySendError::Full(_)) => {
             runs.remove(run_id);
-            metrics::GATEWAY_FRAMES_DROPPED
-                .with_label_values(&["slow_reader"])
-                .inc();
+            metrics::GATEWAY_FRAMES_DROPPED.with_label_values(&["slow_reader"]).inc();
             tracing::warn!(run_id = %run_id, "run reader fell behind; dropping the run");
             // The session key is unknown here; the handler sees its channel
             // close and sends the abort itself.
@@ -417,19 +345,9 @@ fn finish(ok: bool, payload: Option<AgentResPayload>, error: Option<frames::Erro
         Some(result) => {
             // `resolveAssistantResultText`: no string text at all is "none",
             // otherwise the non-empty texts joined by a blank line.
-            let texts: Vec<&str> = result
-                .payloads
-                .iter()
-                .filter_map(|p| p.text.as_deref())
-                .collect();
-            let text = (!texts.is_empty()).then(|| {
-                texts
-                    .iter()
-                    .filter(|t| !t.is_empty())
-                    .copied()
-                    .collect::<Vec<_>>()
-                    .join("\n\n")
-            });
+            let texts: Vec<&str> = result.payloads.iter().filter_map(|p| p.text.as_deref()).collect();
+            let text = (!texts.is_empty())
+                .then(|| texts.iter().filter(|t| !t.is_empty()).copied().collect::<Vec<_>>().join("\n\n"));
             let meta = result.meta.unwrap_or_default();
             let usage = meta.agent_meta.and_then(|a| a.usage());
             (text, usage, meta.stop_reason)

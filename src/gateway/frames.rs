@@ -30,12 +30,7 @@ pub enum SecretKind {
 
 /// `{"type":"req","id":..,"method":"connect","params":{..}}`. The schema is closed
 /// (`additionalProperties:false`), so only known keys are sent.
-pub fn connect_request(
-    id: &str,
-    secret_kind: SecretKind,
-    secret: &str,
-    instance_id: &str,
-) -> String {
+pub fn connect_request(id: &str, secret_kind: SecretKind, secret: &str, instance_id: &str) -> String {
     #[derive(Serialize)]
     struct Client<'a> {
         id: &'a str,
@@ -70,14 +65,8 @@ pub fn connect_request(
         user_agent: &'a str,
     }
     let auth = match secret_kind {
-        SecretKind::Token => Some(Auth {
-            token: Some(secret),
-            password: None,
-        }),
-        SecretKind::Password => Some(Auth {
-            token: None,
-            password: Some(secret),
-        }),
+        SecretKind::Token => Some(Auth { token: Some(secret), password: None }),
+        SecretKind::Password => Some(Auth { token: None, password: Some(secret) }),
         SecretKind::None => None,
     };
     let params = Params {
@@ -133,14 +122,7 @@ pub fn abort_request(id: &str, session_key: &str, run_id: &str) -> String {
         #[serde(rename = "runId")]
         run_id: &'a str,
     }
-    request(
-        id,
-        "chat.abort",
-        &Params {
-            session_key,
-            run_id,
-        },
-    )
+    request(id, "chat.abort", &Params { session_key, run_id })
 }
 
 fn request<P: Serialize>(id: &str, method: &str, params: &P) -> String {
@@ -152,13 +134,8 @@ fn request<P: Serialize>(id: &str, method: &str, params: &P) -> String {
         method: &'a str,
         params: &'a P,
     }
-    serde_json::to_string(&Req {
-        kind: "req",
-        id,
-        method,
-        params,
-    })
-    .expect("request frames contain only strings and numbers")
+    serde_json::to_string(&Req { kind: "req", id, method, params })
+        .expect("request frames contain only strings and numbers")
 }
 
 /// Any incoming frame, decoded shallowly; payloads stay raw until needed.
@@ -330,8 +307,7 @@ impl AgentMeta {
     /// The run's aggregate usage, or the last call's when the aggregate is
     /// all zero (`resolveAgentRunUsage`).
     pub fn usage(self) -> Option<RunUsage> {
-        let nonzero =
-            |u: &RunUsage| u.input + u.output + u.cache_read + u.cache_write + u.total > 0;
+        let nonzero = |u: &RunUsage| u.input + u.output + u.cache_read + u.cache_write + u.total > 0;
         match (self.usage, self.last_call_usage) {
             (Some(u), _) if nonzero(&u) => Some(u),
             (_, Some(l)) if nonzero(&l) => Some(l),
@@ -374,42 +350,27 @@ mod tests {
 
     #[test]
     fn connect_frame_matches_the_backend_client_shape() {
-        let v: Value =
-            serde_json::from_str(&connect_request("c1", SecretKind::Token, "tok", "i1")).unwrap();
+        let v: Value = serde_json::from_str(&connect_request("c1", SecretKind::Token, "tok", "i1")).unwrap();
         assert_eq!(v["type"], "req");
         assert_eq!(v["method"], "connect");
         let p = &v["params"];
         assert_eq!(p["client"]["id"], "gateway-client");
         assert_eq!(p["client"]["mode"], "backend");
-        assert_eq!(
-            p["scopes"],
-            json!(["operator.admin", "operator.read", "operator.write"])
-        );
+        assert_eq!(p["scopes"], json!(["operator.admin", "operator.read", "operator.write"]));
         assert_eq!(p["auth"], json!({"token": "tok"}));
         assert_eq!(p["minProtocol"], 3);
         assert_eq!(p["maxProtocol"], 4);
         let keys: Vec<&String> = p.as_object().unwrap().keys().collect();
         for k in keys {
             assert!(
-                [
-                    "minProtocol",
-                    "maxProtocol",
-                    "client",
-                    "role",
-                    "scopes",
-                    "caps",
-                    "auth",
-                    "userAgent"
-                ]
-                .contains(&k.as_str()),
+                ["minProtocol", "maxProtocol", "client", "role", "scopes", "caps", "auth", "userAgent"]
+                    .contains(&k.as_str()),
                 "unexpected connect key {k}"
             );
         }
-        let pw: Value =
-            serde_json::from_str(&connect_request("c1", SecretKind::Password, "pw", "i1")).unwrap();
+        let pw: Value = serde_json::from_str(&connect_request("c1", SecretKind::Password, "pw", "i1")).unwrap();
         assert_eq!(pw["params"]["auth"], json!({"password": "pw"}));
-        let none: Value =
-            serde_json::from_str(&connect_request("c1", SecretKind::None, "", "i1")).unwrap();
+        let none: Value = serde_json::from_str(&connect_request("c1", SecretKind::None, "", "i1")).unwrap();
         assert!(none["params"].get("auth").is_none());
     }
 
@@ -434,17 +395,12 @@ mod tests {
                 "sessionKey":"agent:main:openai:x","deliver":false,"channel":"webchat","idempotencyKey":"chatcmpl_1"}})
         );
         let a: Value = serde_json::from_str(&abort_request("a1", "s", "r")).unwrap();
-        assert_eq!(
-            a,
-            json!({"type":"req","id":"a1","method":"chat.abort","params":{"sessionKey":"s","runId":"r"}})
-        );
+        assert_eq!(a, json!({"type":"req","id":"a1","method":"chat.abort","params":{"sessionKey":"s","runId":"r"}}));
     }
 
     #[test]
     fn decodes_captured_hello_ok() {
-        let f = captured("ws-agent-run.jsonl", |f| {
-            f["type"] == "res" && f["payload"]["type"] == "hello-ok"
-        });
+        let f = captured("ws-agent-run.jsonl", |f| f["type"] == "res" && f["payload"]["type"] == "hello-ok");
         let s = f.to_string();
         let frame: InFrame = serde_json::from_str(&s).unwrap();
         assert_eq!(frame.kind, "res");
@@ -452,10 +408,7 @@ mod tests {
         let hello: HelloOk = serde_json::from_str(frame.payload.unwrap().get()).unwrap();
         assert_eq!(hello.kind, "hello-ok");
         assert_eq!(hello.protocol, 4);
-        assert_eq!(
-            hello.auth.unwrap().scopes,
-            vec!["operator.read", "operator.write"]
-        );
+        assert_eq!(hello.auth.unwrap().scopes, vec!["operator.read", "operator.write"]);
         assert_eq!(hello.policy.unwrap().tick_interval_ms, Some(30000));
         let d = hello.snapshot.unwrap().session_defaults.unwrap();
         assert_eq!(d.default_agent_id.as_deref(), Some("main"));
@@ -478,9 +431,7 @@ mod tests {
         assert_eq!(data.text.as_deref(), Some("Hello, world!"));
         assert_eq!(data.delta.as_deref(), Some(", world!"));
 
-        let f = captured("ws-agent-run.jsonl", |f| {
-            f["type"] == "res" && f["payload"]["status"] == "ok"
-        });
+        let f = captured("ws-agent-run.jsonl", |f| f["type"] == "res" && f["payload"]["status"] == "ok");
         let s = f.to_string();
         let frame: InFrame = serde_json::from_str(&s).unwrap();
         let p: AgentResPayload = serde_json::from_str(frame.payload.unwrap().get()).unwrap();
@@ -492,9 +443,7 @@ mod tests {
 
     #[test]
     fn decodes_captured_failures() {
-        let f = captured("ws-agent-upstream-400.jsonl", |f| {
-            f["type"] == "res" && f["ok"] == false
-        });
+        let f = captured("ws-agent-upstream-400.jsonl", |f| f["type"] == "res" && f["ok"] == false);
         let s = f.to_string();
         let frame: InFrame = serde_json::from_str(&s).unwrap();
         assert_eq!(frame.error.as_ref().unwrap().code, "UNAVAILABLE");
@@ -509,14 +458,9 @@ mod tests {
         let ev: AgentEvent = serde_json::from_str(frame.payload.unwrap().get()).unwrap();
         let d: LifecycleData = serde_json::from_str(ev.data.unwrap().get()).unwrap();
         assert_eq!(d.phase, "error");
-        assert_eq!(
-            d.error_observation.unwrap().failover_reason.as_deref(),
-            Some("format")
-        );
+        assert_eq!(d.error_observation.unwrap().failover_reason.as_deref(), Some("format"));
 
-        let f = captured("ws-agent-unknown-agent.jsonl", |f| {
-            f["type"] == "res" && f["ok"] == false
-        });
+        let f = captured("ws-agent-unknown-agent.jsonl", |f| f["type"] == "res" && f["ok"] == false);
         let s = f.to_string();
         let frame: InFrame = serde_json::from_str(&s).unwrap();
         assert_eq!(

@@ -73,15 +73,8 @@ pub struct Finish {
 }
 
 pub(crate) enum Command {
-    Start {
-        run_id: Arc<str>,
-        frame: String,
-        events: mpsc::Sender<RunEvent>,
-    },
-    Abort {
-        run_id: Arc<str>,
-        session_key: Arc<str>,
-    },
+    Start { run_id: Arc<str>, frame: String, events: mpsc::Sender<RunEvent> },
+    Abort { run_id: Arc<str>, session_key: Arc<str> },
 }
 
 /// Cloneable handle to the connection task.
@@ -112,24 +105,14 @@ impl Gateway {
     /// means the run was dropped (link lost or the reader fell behind).
     pub async fn start(&self, run_id: Arc<str>, frame: String) -> Option<mpsc::Receiver<RunEvent>> {
         let (tx, rx) = mpsc::channel(self.run_buffer);
-        self.commands
-            .send(Command::Start {
-                run_id,
-                frame,
-                events: tx,
-            })
-            .await
-            .ok()?;
+        self.commands.send(Command::Start { run_id, frame, events: tx }).await.ok()?;
         Some(rx)
     }
 
     /// Sends `chat.abort` for the run and forgets it. Never blocks the caller:
     /// used from drop paths.
     pub fn abort(&self, run_id: Arc<str>, session_key: Arc<str>) {
-        let cmd = Command::Abort {
-            run_id,
-            session_key,
-        };
+        let cmd = Command::Abort { run_id, session_key };
         if let Err(mpsc::error::TrySendError::Full(cmd)) = self.commands.try_send(cmd) {
             let commands = self.commands.clone();
             tokio::spawn(async move {

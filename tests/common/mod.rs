@@ -16,20 +16,11 @@ use serde_json::Value;
 pub const TOKEN: &str = "test-token";
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 pub async fn gateway() -> DemoGateway {
-    DemoGateway::builder()
-        .token(TOKEN)
-        .agents(["main", "ops"])
-        .start()
-        .await
-        .expect("demo gateway")
+    DemoGateway::builder().token(TOKEN).agents(["main", "ops"]).start().await.expect("demo gateway")
 }
 
 /// A running clawbridge process; killed on drop. Its stderr is kept.
@@ -100,27 +91,14 @@ impl BridgeOpts {
         let sink = logs.clone();
         std::thread::spawn(move || {
             use std::io::BufRead;
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
                 let mut l = sink.lock().unwrap();
                 l.push_str(&line);
                 l.push('\n');
             }
         });
-        let bridge = Bridge {
-            child,
-            addr,
-            admin,
-            logs,
-            _gateway_config: cfg,
-        };
-        let path = if self.wait_ready {
-            "/readyz"
-        } else {
-            "/healthz"
-        };
+        let bridge = Bridge { child, addr, admin, logs, _gateway_config: cfg };
+        let path = if self.wait_ready { "/readyz" } else { "/healthz" };
         bridge.wait_admin(path, Duration::from_secs(15)).await;
         bridge
     }
@@ -151,18 +129,11 @@ impl Bridge {
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        panic!(
-            "clawbridge {path} not 200 within {deadline:?}; logs:\n{}",
-            self.logs()
-        );
+        panic!("clawbridge {path} not 200 within {deadline:?}; logs:\n{}", self.logs());
     }
 
     pub async fn ready(&self) -> bool {
-        client()
-            .get(self.admin_url("/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
+        client().get(self.admin_url("/readyz")).send().await.is_ok_and(|r| r.status() == 200)
     }
 
     pub fn logs(&self) -> String {
@@ -186,14 +157,7 @@ impl Bridge {
     }
 
     pub async fn metrics(&self) -> String {
-        client()
-            .get(self.admin_url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        client().get(self.admin_url("/metrics")).send().await.unwrap().text().await.unwrap()
     }
 }
 
@@ -205,10 +169,7 @@ impl Drop for Bridge {
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
+    reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap()
 }
 
 pub fn chat_body(stream: bool, content: &str) -> Value {
@@ -216,13 +177,7 @@ pub fn chat_body(stream: bool, content: &str) -> Value {
 }
 
 pub async fn post_chat(bridge: &Bridge, body: &Value) -> reqwest::Response {
-    client()
-        .post(bridge.chat_url())
-        .bearer_auth(TOKEN)
-        .json(body)
-        .send()
-        .await
-        .expect("chat request")
+    client().post(bridge.chat_url()).bearer_auth(TOKEN).json(body).send().await.expect("chat request")
 }
 
 /// One parsed SSE event: a JSON chunk, `[DONE]`, or a `:` comment.
@@ -240,16 +195,11 @@ pub fn parse_sse(body: &str) -> Vec<Sse> {
             if let Some(c) = e.strip_prefix(':') {
                 Sse::Comment(c.trim().to_string())
             } else {
-                let data = e
-                    .strip_prefix("data: ")
-                    .unwrap_or_else(|| panic!("not an SSE data line: {e:?}"));
+                let data = e.strip_prefix("data: ").unwrap_or_else(|| panic!("not an SSE data line: {e:?}"));
                 if data == "[DONE]" {
                     Sse::Done
                 } else {
-                    Sse::Json(
-                        serde_json::from_str(data)
-                            .unwrap_or_else(|err| panic!("bad JSON {data:?}: {err}")),
-                    )
+                    Sse::Json(serde_json::from_str(data).unwrap_or_else(|err| panic!("bad JSON {data:?}: {err}")))
                 }
             }
         })
@@ -261,9 +211,7 @@ pub fn content_of(events: &[Sse]) -> String {
     events
         .iter()
         .filter_map(|e| match e {
-            Sse::Json(v) => v["choices"][0]["delta"]["content"]
-                .as_str()
-                .map(str::to_string),
+            Sse::Json(v) => v["choices"][0]["delta"]["content"].as_str().map(str::to_string),
             _ => None,
         })
         .collect()

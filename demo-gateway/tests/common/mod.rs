@@ -22,8 +22,7 @@ pub fn connect_params(token: &str) -> Value {
 pub async fn open(addr: std::net::SocketAddr, headers: &[(&'static str, &str)]) -> Ws {
     let mut req = format!("ws://{addr}/").into_client_request().unwrap();
     for (k, v) in headers {
-        req.headers_mut()
-            .insert(*k, HeaderValue::from_str(v).unwrap());
+        req.headers_mut().insert(*k, HeaderValue::from_str(v).unwrap());
     }
     let (ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
     ws
@@ -68,11 +67,7 @@ pub async fn handshake_with(
     let mut ws = open(addr, headers).await;
     let ch = recv(&mut ws).await;
     assert_eq!(ch["event"], "connect.challenge");
-    send(
-        &mut ws,
-        json!({"type":"req","id":"connect-1","method":"connect","params":params}),
-    )
-    .await;
+    send(&mut ws, json!({"type":"req","id":"connect-1","method":"connect","params":params})).await;
     let hello = recv(&mut ws).await;
     (ws, hello)
 }
@@ -84,11 +79,7 @@ pub async fn handshake(addr: std::net::SocketAddr) -> Ws {
 }
 
 pub async fn agent(ws: &mut Ws, id: &str, params: Value) {
-    send(
-        ws,
-        json!({"type":"req","id":id,"method":"agent","params":params}),
-    )
-    .await;
+    send(ws, json!({"type":"req","id":id,"method":"agent","params":params})).await;
 }
 
 /// Collect frames until the final `res` for `id` (the one that is not `accepted`/`in_flight`).
@@ -107,12 +98,9 @@ pub async fn collect_run(ws: &mut Ws, id: &str) -> Vec<Value> {
 /// A compact label per frame: `res:accepted`, `agent:lifecycle:start`, `agent:assistant`, `chat:delta`, ...
 pub fn label(v: &Value) -> String {
     match v["type"].as_str() {
-        Some("res") => format!(
-            "res:{}",
-            v["payload"]["status"]
-                .as_str()
-                .unwrap_or(if v["ok"] == true { "ok" } else { "error" })
-        ),
+        Some("res") => {
+            format!("res:{}", v["payload"]["status"].as_str().unwrap_or(if v["ok"] == true { "ok" } else { "error" }))
+        }
         _ => {
             let p = &v["payload"];
             match v["event"].as_str().unwrap_or("") {
@@ -120,11 +108,7 @@ pub fn label(v: &Value) -> String {
                     "lifecycle" => format!(
                         "agent:lifecycle:{}{}",
                         p["data"]["phase"].as_str().unwrap_or(""),
-                        if p["data"]["phase"] == "model" && p["data"]["provider"].is_null() {
-                            "-reset"
-                        } else {
-                            ""
-                        }
+                        if p["data"]["phase"] == "model" && p["data"]["provider"].is_null() { "-reset" } else { "" }
                     ),
                     s => format!("agent:{s}"),
                 },
@@ -136,19 +120,12 @@ pub fn label(v: &Value) -> String {
 }
 
 /// Raw HTTP/1.1 request (Connection: close); returns (status, headers, body).
-pub async fn http(
-    addr: std::net::SocketAddr,
-    raw_head: &str,
-    body: &[u8],
-) -> (u16, String, String) {
+pub async fn http(addr: std::net::SocketAddr, raw_head: &str, body: &[u8]) -> (u16, String, String) {
     let mut s = TcpStream::connect(addr).await.unwrap();
     s.write_all(raw_head.as_bytes()).await.unwrap();
     s.write_all(body).await.unwrap();
     let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf))
-        .await
-        .unwrap()
-        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await.unwrap().unwrap();
     let text = String::from_utf8_lossy(&buf).to_string();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
