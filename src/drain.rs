@@ -21,7 +21,11 @@ pub struct Drain {
 
 impl Default for Drain {
     fn default() -> Self {
-        Drain { draining: AtomicBool::new(false), deadline: watch::channel(None).0, inflight: Arc::new(AtomicUsize::new(0)) }
+        Drain {
+            draining: AtomicBool::new(false),
+            deadline: watch::channel(None).0,
+            inflight: Arc::new(AtomicUsize::new(0)),
+        }
     }
 }
 

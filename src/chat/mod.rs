@@ -96,6 +96,7 @@ pub async fn serve(svc: &ChatService, session: &mut Session, log: &mut ChatLog) 
 }
 
 async fn handle(svc: &ChatService, session: &mut Session, log: &mut ChatLog) -> Result<(), ChatError> {
+    session.as_downstream_mut().set_write_timeout(Some(svc.limits.write_timeout));
     let req = session.req_header();
     if req.method != http::Method::POST {
         return Err(ChatError::MethodNotAllowed);

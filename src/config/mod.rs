@@ -73,6 +73,7 @@ struct FileLimits {
     body_timeout_ms: Option<u64>,
     sse_keepalive_secs: Option<u64>,
     run_buffer_events: Option<usize>,
+    write_timeout_ms: Option<u64>,
 }
 
 /// Limits; each is documented in `conf/clawbridge.yaml`.
@@ -88,6 +89,9 @@ pub struct Limits {
     /// Zero disables the `: ping` comments.
     pub sse_keepalive: Duration,
     pub run_buffer_events: usize,
+    /// A client that accepts no response bytes for this long is dropped
+    /// (its run aborted): bounds what a slow reader can hold.
+    pub write_timeout: Duration,
 }
 
 /// Everything the process needs, validated.
@@ -226,6 +230,12 @@ impl Config {
                 1024,
             )?
             .max(1) as usize,
+            write_timeout: Duration::from_millis(num(
+                "limits.write_timeout_ms",
+                "CLAWBRIDGE_WRITE_TIMEOUT_MS",
+                l.write_timeout_ms,
+                30_000,
+            )?),
         };
         for (key, v) in [
             ("limits.max_concurrent_runs", limits.max_concurrent_runs as u64),
@@ -233,6 +243,7 @@ impl Config {
             ("limits.accept_timeout_ms", limits.accept_timeout.as_millis() as u64),
             ("limits.handshake_timeout_ms", limits.handshake_timeout.as_millis() as u64),
             ("limits.body_timeout_ms", limits.body_timeout.as_millis() as u64),
+            ("limits.write_timeout_ms", limits.write_timeout.as_millis() as u64),
         ] {
             if v == 0 {
                 return Err(ConfigError::new(key, "must be > 0"));
