@@ -38,4 +38,28 @@ if [[ ! -x "$VENV/bin/python" ]] || [[ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" 
   echo "$WANT" > "$STAMP"
 fi
 
-exec "$VENV/bin/python" "$ROOT/helm/checks/check_chart.py" --chart "$ROOT/helm/clawbridge" "$@"
+"$VENV/bin/python" "$ROOT/helm/checks/check_chart.py" --chart "$ROOT/helm/clawbridge" "$@"
+
+# The clawbridge.yaml each mode renders must pass the real binary's --check
+# (deny_unknown_fields: a chart key the binary does not know fails here).
+BIN="${CLAWBRIDGE_BIN:-$ROOT/target/debug/clawbridge}"
+if [[ -x "$BIN" ]]; then
+  out=$(mktemp -d); trap 'rm -rf "$out"' EXIT
+  "$VENV/bin/python" "$ROOT/helm/checks/check_chart.py" --chart "$ROOT/helm/clawbridge" --out "$out" >/dev/null
+  "$VENV/bin/python" - "$out" <<'PY'
+import glob, os, sys, yaml
+for f in glob.glob(os.path.join(sys.argv[1], "*.yaml")):
+    for doc in yaml.safe_load_all(open(f)):
+        if doc and doc.get("kind") == "ConfigMap" and "clawbridge.yaml" in (doc.get("data") or {}):
+            open(f[:-5] + ".clawbridge-config", "w").write(doc["data"]["clawbridge.yaml"])
+PY
+  for cfg in "$out"/*.clawbridge-config; do
+    if OPENCLAW_GATEWAY_TOKEN=helm-check "$BIN" --config "$cfg" --check >/dev/null; then
+      echo "PASS  clawbridge --check accepts the rendered config ($(basename "$cfg" .clawbridge-config))"
+    else
+      echo "FAIL  clawbridge --check rejects the rendered config ($(basename "$cfg" .clawbridge-config))"; exit 1
+    fi
+  done
+else
+  echo "NOTE  $BIN not built: rendered configs not checked against the binary"
+fi
