@@ -68,8 +68,7 @@ pub async fn await_accept(svc: &ChatService, session: &mut Session, run: &mut Ru
                 return Err(ChatError::GatewayUnavailable { reason: "run dropped before it was accepted".into() })
             }
             Step::ClientGone => {
-                metrics::CLIENT_DISCONNECTS.with_label_values(&["before_accept"]).inc();
-                return Err(ChatError::Gateway { detail: "client went away".into() });
+                return Err(gone("before_accept"));
             }
             _ => {
                 return Err(ChatError::GatewayUnavailable {

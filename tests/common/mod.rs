@@ -3,6 +3,8 @@
 //! Readiness is polled with a deadline, never a fixed sleep.
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, Stdio};
