@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: deps build release run demo test unit fmt fmt-check clippy e2e helm-check prom-check bench fuzz clean
+.PHONY: deps build release run demo test unit fmt fmt-check clippy e2e helm-check prom-check bench fuzz soak clean
 
 deps:            ## system packages the build needs (cmake)
 	scripts/ensure-deps.sh cmake
@@ -45,8 +45,16 @@ helm-check:
 prom-check:      ## a real Prometheus server scrapes clawbridge; promtool checks the exposition
 	scripts/prom-check.sh
 
-bench: release
+bench: release   ## BENCHMARKS.md figures, PASS/FAIL per target
 	bench/run.sh
+
+FUZZ_SECS ?= 60
+
+fuzz:            ## every cargo-fuzz target for FUZZ_SECS each (stable Rust via RUSTC_BOOTSTRAP=1)
+	scripts/fuzz.sh $(FUZZ_SECS)
+
+soak: deps       ## ~2.5 min of streams, random disconnects, one gateway restart; prints a report
+	scripts/soak.sh
 
 clean:
 	$(CARGO) clean

@@ -60,7 +60,8 @@ pub async fn await_accept(svc: &ChatService, session: &mut Session, run: &mut Ru
                 return Err(ChatError::Gateway { detail: "run finished before it was accepted".into() });
             }
             Step::Event(Some(RunEvent::Lost(reason))) => {
-                run.mark_finished();
+                // Not finished: the gateway may still run it (a silent link
+                // was dropped); `Run`'s drop queues a `chat.abort`.
                 return Err(ChatError::GatewayUnavailable { reason: reason.to_string() });
             }
             Step::Event(Some(_)) => continue,
@@ -154,7 +155,8 @@ pub async fn stream(
                 return finish_stream(&mut out, &enc, turn, &text, &finish, lifecycle_error.as_ref(), &run.agent).await;
             }
             Step::Event(Some(RunEvent::Lost(reason))) => {
-                run.mark_finished();
+                // Not finished: the gateway may still run it (a silent link
+                // was dropped); `Run`'s drop queues a `chat.abort`.
                 tracing::warn!(run_id = %run.id, %reason, "gateway link lost mid-stream");
                 out.end_with_error("upstream gateway connection lost", "api_error").await;
                 return Ok("gateway_lost");
@@ -264,7 +266,8 @@ pub async fn collect(
                 return Ok("ok");
             }
             Step::Event(Some(RunEvent::Lost(reason))) => {
-                run.mark_finished();
+                // Not finished: the gateway may still run it (a silent link
+                // was dropped); `Run`'s drop queues a `chat.abort`.
                 return Err(ChatError::Gateway { detail: format!("link lost: {reason}") });
             }
             Step::Event(Some(_)) => {}

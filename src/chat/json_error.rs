@@ -7,8 +7,11 @@
 /// V8's message for `text` (already trimmed), or `None` if V8 would accept it.
 pub fn v8_message(text: &str) -> Option<String> {
     let src: Vec<u16> = text.encode_utf16().collect();
-    let mut p = Scanner { src: &src, pos: 0 };
+    let mut p = Scanner { src: &src, pos: 0, depth: 0 };
     let err = match p.value() {
+        // Too deep to follow without risking the stack: the caller answers
+        // its own message (serde_json refused the body at 128 levels anyway).
+        Err(Error::TooDeep) => return None,
         Err(e) => e,
         Ok(()) => {
             p.skip_ws();
@@ -46,11 +49,19 @@ enum Error {
     At(Kind, usize),
     /// An unexpected character, reported with context.
     Token(usize),
+    /// Nesting deeper than [`MAX_DEPTH`]; never rendered.
+    TooDeep,
 }
+
+/// Nesting the recursive scanner follows. V8 has no such limit, but without
+/// one a body of 100,000 `[` overflowed the worker's stack and aborted the
+/// whole process.
+const MAX_DEPTH: usize = 512;
 
 struct Scanner<'a> {
     src: &'a [u16],
     pos: usize,
+    depth: usize,
 }
 
 const fn u(c: char) -> u16 {
@@ -76,8 +87,15 @@ impl Scanner<'_> {
         match c {
             c if c == u('"') => self.string(),
             c if c == u('-') || (u('0')..=u('9')).contains(&c) => self.number(),
-            c if c == u('{') => self.object(),
-            c if c == u('[') => self.array(),
+            c if c == u('{') || c == u('[') => {
+                if self.depth == MAX_DEPTH {
+                    return Err(Error::TooDeep);
+                }
+                self.depth += 1;
+                let r = if c == u('{') { self.object() } else { self.array() };
+                self.depth -= 1;
+                r
+            }
             c if c == u('t') => self.literal("true"),
             c if c == u('f') => self.literal("false"),
             c if c == u('n') => self.literal("null"),
@@ -236,6 +254,7 @@ fn render(src: &[u16], err: Error) -> String {
     let (kind, pos) = match err {
         Error::EndOfInput => return "Unexpected end of JSON input".to_string(),
         Error::Token(pos) => return token_message(src, pos),
+        Error::TooDeep => return "Unexpected end of JSON input".to_string(),
         Error::At(kind, pos) => (kind, pos),
     };
     let what = match kind {
@@ -318,6 +337,16 @@ mod tests {
             }
         }
         assert!(failures.is_empty(), "{} of {} differ:\n{}", failures.len(), vectors.len(), failures.join("\n"));
+    }
+
+    #[test]
+    fn deep_nesting_is_bounded_not_a_stack_overflow() {
+        let deep = "[".repeat(1_000_000);
+        assert_eq!(v8_message(&deep), None);
+        let deep = "{\"a\":".repeat(200_000);
+        assert_eq!(v8_message(&deep), None);
+        let shallow = "[".repeat(MAX_DEPTH);
+        assert_eq!(v8_message(&shallow).as_deref(), Some("Unexpected end of JSON input"));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! watch the tick, and reconnect with backoff. Handlers talk to it only
 //! through channels, so the run table needs no lock.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +20,9 @@ use super::{Command, Finish, Gateway, GatewaySettings, LinkState, RunEvent};
 use crate::metrics;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Most `chat.abort`s kept for runs lost with a link (the oldest go first).
+const MAX_LOST_ABORTS: usize = 4096;
 
 #[derive(Default)]
 pub(super) struct Stats {
@@ -70,6 +73,8 @@ async fn run(
     stats: Arc<Stats>,
 ) {
     let mut runs: HashMap<Arc<str>, Slot> = HashMap::new();
+    // `chat.abort`s for runs lost with a link, sent on the next one.
+    let mut lost: VecDeque<(Arc<str>, Arc<str>)> = VecDeque::new();
     let mut backoff = settings.reconnect_min;
     loop {
         metrics::GATEWAY_CONNECTED.set(0);
@@ -79,7 +84,7 @@ async fn run(
                 metrics::GATEWAY_CONNECTED.set(1);
                 backoff = settings.reconnect_min;
                 state.send_replace(LinkState::Ready { default_agent });
-                let reason = serve(link, &mut commands, &mut runs, &stats, &settings).await;
+                let reason = serve(link, &mut commands, &mut runs, &mut lost, &stats, &settings).await;
                 match reason {
                     None => return, // every handle is gone: the process is exiting
                     Some(reason) => reason,
@@ -107,7 +112,14 @@ async fn run(
                     Some(Command::Start { events, .. }) => {
                         let _ = events.try_send(RunEvent::Lost(reason.clone()));
                     }
-                    Some(Command::Abort { .. }) => {}
+                    // A run lost with the link may still be running on the
+                    // gateway: abort it once a link is back.
+                    Some(Command::Abort { run_id, session_key }) => {
+                        if lost.len() >= MAX_LOST_ABORTS {
+                            lost.pop_front();
+                        }
+                        lost.push_back((run_id, session_key));
+                    }
                 },
             }
         }
@@ -193,9 +205,17 @@ async fn serve(
     mut link: Link,
     commands: &mut mpsc::Receiver<Command>,
     runs: &mut HashMap<Arc<str>, Slot>,
+    lost: &mut VecDeque<(Arc<str>, Arc<str>)>,
     stats: &Stats,
     settings: &GatewaySettings,
 ) -> Option<Arc<str>> {
+    for (run_id, session_key) in lost.drain(..) {
+        let frame = frames::abort_request(&format!("abort-{run_id}"), &session_key, &run_id);
+        metrics::ABORTS_SENT.inc();
+        if let Err(e) = link.ws.send(Message::Text(frame.into())).await {
+            return Some(format!("send chat.abort: {e}").into());
+        }
+    }
     let silence = link.tick * 2;
     let watchdog = sleep(silence);
     tokio::pin!(watchdog);
