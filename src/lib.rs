@@ -25,6 +25,7 @@ pub mod config;
 pub mod drain;
 pub mod error;
 pub mod gateway;
+pub mod logs;
 pub mod metrics;
 pub mod proxy;
 pub mod server;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use clawbridge::config::{Config, LogFormat};
+use clawbridge::config::Config;
 
 /// OpenAI /v1/chat/completions over an OpenClaw gateway's native protocol.
 #[derive(Parser, Debug)]
@@ -38,7 +38,7 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    init_logs(cfg.log_format);
+    clawbridge::logs::init(cfg.log_format);
     clawbridge::metrics::init();
     tracing::info!(
         listen = %cfg.listen,
@@ -49,24 +49,16 @@ fn main() -> ExitCode {
         "clawbridge starting"
     );
     match clawbridge::server::build(&cfg) {
-        Ok(server) => server.run_forever(),
+        Ok(server) => {
+            // `run` returns after a graceful shutdown (unlike `run_forever`),
+            // so queued log lines are written before exiting.
+            server.run(pingora::server::RunArgs::default());
+            clawbridge::logs::flush();
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("clawbridge: {e}");
             ExitCode::from(70)
         }
-    }
-}
-
-fn init_logs(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CLAWBRIDGE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    use std::io::IsTerminal;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-        LogFormat::Text => builder.init(),
     }
 }

@@ -114,6 +114,7 @@ impl BackgroundService for DrainWatcher {
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 if self.drain.inflight() == 0 {
                     tracing::info!("drained: no request in flight, exiting");
+                    crate::logs::flush();
                     std::process::exit(0);
                 }
             }
