@@ -77,7 +77,7 @@ fn gateway_settings(cfg: &Config) -> GatewaySettings {
         reconnect_min: std::time::Duration::from_millis(100),
         // Short, so a gateway that comes back is in use again within ~1 s.
         reconnect_max: std::time::Duration::from_secs(1),
-        run_buffer: cfg.limits.run_buffer_events,
+        run_buffer_bytes: cfg.limits.run_buffer_bytes,
     }
 }
 

@@ -264,7 +264,7 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// `limits.run_buffer_events` + `limits.write_timeout_ms`: a client that
+/// `limits.run_buffer_bytes` + `limits.write_timeout_ms`: a client that
 /// stops reading a big, fast stream does not grow clawbridge's memory; its
 /// run is cut loose, the write times out, and `chat.abort` reaches the
 /// gateway.
@@ -272,7 +272,7 @@ fn rss_kib(pid: u32) -> u64 {
 async fn slow_reader_is_bounded_and_aborted() {
     let gw = gateway().await;
     let bridge = BridgeOpts::new(gw.addr())
-        .env("CLAWBRIDGE_RUN_BUFFER_EVENTS", "8")
+        .env("CLAWBRIDGE_RUN_BUFFER_BYTES", "65536")
         .env("CLAWBRIDGE_WRITE_TIMEOUT_MS", "500")
         .start()
         .await;

@@ -38,7 +38,7 @@ CLAWBRIDGE_YAML_KEYS = {"listen", "upstream", "admin_listen", "chat_completions"
                         "log_format", "threads", "grace_period_secs", "limits"}
 CLAWBRIDGE_LIMIT_KEYS = {"max_body_bytes", "max_concurrent_runs", "max_frame_bytes", "run_timeout_secs",
                          "accept_timeout_ms", "handshake_timeout_ms", "body_timeout_ms",
-                         "sse_keepalive_secs", "run_buffer_events"}
+                         "sse_keepalive_secs", "run_buffer_bytes", "write_timeout_ms"}
 
 
 class Report:

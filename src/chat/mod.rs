@@ -20,13 +20,13 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use pingora::proxy::Session;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::Semaphore;
 
 use crate::auth::Authenticator;
 use crate::config::Limits;
 use crate::drain::Drain;
 use crate::error::ChatError;
-use crate::gateway::{frames, Gateway, LinkState, RunEvent};
+use crate::gateway::{frames, Gateway, LinkState, RunEvents};
 use crate::trusted::TrustedProxies;
 
 pub const PATH: &str = "/v1/chat/completions";
@@ -178,7 +178,7 @@ pub struct Run {
     pub agent: Arc<str>,
     pub session_key: Arc<str>,
     pub created: u64,
-    pub events: mpsc::Receiver<RunEvent>,
+    pub events: RunEvents,
     gateway: Gateway,
     finished: bool,
 }

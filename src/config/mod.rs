@@ -72,7 +72,7 @@ struct FileLimits {
     handshake_timeout_ms: Option<u64>,
     body_timeout_ms: Option<u64>,
     sse_keepalive_secs: Option<u64>,
-    run_buffer_events: Option<usize>,
+    run_buffer_bytes: Option<usize>,
     write_timeout_ms: Option<u64>,
 }
 
@@ -88,7 +88,9 @@ pub struct Limits {
     pub body_timeout: Duration,
     /// Zero disables the `: ping` comments.
     pub sse_keepalive: Duration,
-    pub run_buffer_events: usize,
+    /// Bytes of gateway events queued per run before a reader that fell
+    /// behind is cut off and its run aborted.
+    pub run_buffer_bytes: usize,
     /// A client that accepts no response bytes for this long is dropped
     /// (its run aborted): bounds what a slow reader can hold.
     pub write_timeout: Duration,
@@ -223,13 +225,13 @@ impl Config {
                 l.sse_keepalive_secs,
                 15,
             )?),
-            run_buffer_events: num(
-                "limits.run_buffer_events",
-                "CLAWBRIDGE_RUN_BUFFER_EVENTS",
-                as_usize(l.run_buffer_events),
-                1024,
+            run_buffer_bytes: num(
+                "limits.run_buffer_bytes",
+                "CLAWBRIDGE_RUN_BUFFER_BYTES",
+                as_usize(l.run_buffer_bytes),
+                1024 * 1024,
             )?
-            .max(1) as usize,
+            .max(1024) as usize,
             write_timeout: Duration::from_millis(num(
                 "limits.write_timeout_ms",
                 "CLAWBRIDGE_WRITE_TIMEOUT_MS",

@@ -16,6 +16,7 @@ use tokio_tungstenite::tungstenite::{self, protocol::WebSocketConfig, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::frames::{self, AgentEvent, AgentResPayload, AssistantData, HelloOk, InFrame, LifecycleData};
+use super::run_events::{RunSender, SendError};
 use super::{Command, Finish, Gateway, GatewaySettings, LinkState, RunEvent};
 use crate::metrics;
 
@@ -50,14 +51,14 @@ pub fn channel(settings: GatewaySettings) -> (Gateway, Driver) {
     let (commands, rx) = mpsc::channel(4096);
     let (state_tx, state) = watch::channel(LinkState::Down { reason: "not connected yet".into() });
     let stats = Arc::new(Stats::default());
-    let run_buffer = settings.run_buffer;
-    let handle = Gateway { commands, state, stats: stats.clone(), run_buffer };
+    let run_buffer_bytes = settings.run_buffer_bytes;
+    let handle = Gateway { commands, state, stats: stats.clone(), run_buffer_bytes };
     (handle, Driver { settings, commands: rx, state: state_tx, stats })
 }
 
 /// A run the task is tracking.
 struct Slot {
-    events: mpsc::Sender<RunEvent>,
+    events: RunSender,
     accepted: bool,
 }
 
@@ -99,7 +100,7 @@ async fn run(
         metrics::GATEWAY_CONNECTED.set(0);
         state.send_replace(LinkState::Down { reason: reason.clone() });
         for (_, slot) in runs.drain() {
-            let _ = slot.events.try_send(RunEvent::Lost(reason.clone()));
+            let _ = slot.events.send(RunEvent::Lost(reason.clone()));
         }
         stats.runs.store(0, Ordering::Relaxed);
         // While down, refuse new runs at once instead of queueing them.
@@ -110,7 +111,7 @@ async fn run(
                 cmd = commands.recv() => match cmd {
                     None => return,
                     Some(Command::Start { events, .. }) => {
-                        let _ = events.try_send(RunEvent::Lost(reason.clone()));
+                        let _ = events.send(RunEvent::Lost(reason.clone()));
                     }
                     // A run lost with the link may still be running on the
                     // gateway: abort it once a link is back.
@@ -243,7 +244,7 @@ async fn serve(
                 Some(Command::Start { run_id, frame, events }) => {
                     if let Err(e) = link.ws.send(Message::Text(frame.into())).await {
                         let reason: Arc<str> = format!("send agent request: {e}").into();
-                        let _ = events.try_send(RunEvent::Lost(reason.clone()));
+                        let _ = events.send(RunEvent::Lost(reason.clone()));
                         return Some(reason);
                     }
                     runs.insert(run_id, Slot { events, accepted: false });
@@ -322,7 +323,7 @@ async fn on_frame(text: &str, runs: &mut HashMap<Arc<str>, Slot>, ws: &mut Ws) {
             } else {
                 RunEvent::Finished(Box::new(finish(frame.ok == Some(true), payload, frame.error)))
             };
-            let _ = slot.events.try_send(event);
+            let _ = slot.events.send(event);
         }
         _ => {}
     }
@@ -332,12 +333,12 @@ async fn on_frame(text: &str, runs: &mut HashMap<Arc<str>, Slot>, ws: &mut Ws) {
 /// its run aborted, so one slow client cannot stall the shared link.
 async fn deliver(runs: &mut HashMap<Arc<str>, Slot>, run_id: &str, event: RunEvent, ws: &mut Ws) {
     let Some(slot) = runs.get(run_id) else { return };
-    match slot.events.try_send(event) {
+    match slot.events.send(event) {
         Ok(()) => {}
-        Err(mpsc::error::TrySendError::Closed(_)) => {
+        Err(SendError::Closed) => {
             runs.remove(run_id);
         }
-        Err(mpsc::error::TrySendError::Full(_)) => {
+        Err(SendError::OverLimit) => {
             runs.remove(run_id);
             metrics::GATEWAY_FRAMES_DROPPED.with_label_values(&["slow_reader"]).inc();
             tracing::warn!(run_id = %run_id, "run reader fell behind; dropping the run");

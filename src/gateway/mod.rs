@@ -6,6 +6,9 @@
 
 mod connection;
 pub mod frames;
+mod run_events;
+
+pub use run_events::RunEvents;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,8 +28,8 @@ pub struct GatewaySettings {
     pub max_frame_bytes: usize,
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
-    /// Events buffered per run before the run is declared a slow reader.
-    pub run_buffer: usize,
+    /// Bytes of events queued per run before the run is declared a slow reader.
+    pub run_buffer_bytes: usize,
 }
 
 /// What the chat layer sees of the link.
@@ -73,7 +76,7 @@ pub struct Finish {
 }
 
 pub(crate) enum Command {
-    Start { run_id: Arc<str>, frame: String, events: mpsc::Sender<RunEvent> },
+    Start { run_id: Arc<str>, frame: String, events: run_events::RunSender },
     Abort { run_id: Arc<str>, session_key: Arc<str> },
 }
 
@@ -83,7 +86,7 @@ pub struct Gateway {
     commands: mpsc::Sender<Command>,
     state: watch::Receiver<LinkState>,
     stats: Arc<connection::Stats>,
-    run_buffer: usize,
+    run_buffer_bytes: usize,
 }
 
 impl Gateway {
@@ -103,8 +106,8 @@ impl Gateway {
     /// Registers a run and sends its `agent` frame. Events arrive on the
     /// returned receiver; a closed receiver without [`RunEvent::Finished`]
     /// means the run was dropped (link lost or the reader fell behind).
-    pub async fn start(&self, run_id: Arc<str>, frame: String) -> Option<mpsc::Receiver<RunEvent>> {
-        let (tx, rx) = mpsc::channel(self.run_buffer);
+    pub async fn start(&self, run_id: Arc<str>, frame: String) -> Option<RunEvents> {
+        let (tx, rx) = run_events::channel(self.run_buffer_bytes);
         self.commands.send(Command::Start { run_id, frame, events: tx }).await.ok()?;
         Some(rx)
     }
