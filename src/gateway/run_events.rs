@@ -105,7 +105,7 @@ mod tests {
             tx.send(delta("x")).unwrap();
         }
         assert_eq!(tx.send(delta(&"y".repeat(10_000))), Err(SendError::OverLimit));
-        assert!(tx.send(RunEvent::Finished(Box::new(Finish::default()))).is_ok(), "a run can always end");
+        assert!(tx.send(RunEvent::Finished(Box::default())).is_ok(), "a run can always end");
         let mut n = 0;
         while rx.try_recv().is_some() {
             n += 1;
