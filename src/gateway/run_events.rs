@@ -92,7 +92,7 @@ fn weight(event: &RunEvent) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gateway::{AssistantData, Finish};
+    use crate::gateway::AssistantData;
 
     fn delta(s: &str) -> RunEvent {
         RunEvent::Assistant(AssistantData { delta: Some(s.into()), ..Default::default() })
