@@ -288,3 +288,25 @@ async fn upstream_failures_are_reported() {
     assert_eq!(r.status(), 502);
     assert_eq!(r.json::<Value>().await.unwrap()["error"]["message"], "upstream provider error");
 }
+
+/// A stream without a usage chunk ends as soon as the run's lifecycle ends;
+/// its tokens are still counted once the final `res` arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn early_ended_streams_still_count_tokens() {
+    let gw = gateway().await;
+    gw.set(|b| b.reply = Some(vec!["a ".into(), "b".into()]));
+    let bridge = BridgeOpts::new(gw.addr()).start().await;
+    let events = parse_sse(&post_chat(&bridge, &chat_body(true, "one two three")).await.text().await.unwrap());
+    assert_eq!(content_of(&events), "a b");
+    let Sse::Json(fin) = &events[events.len() - 2] else { panic!("{events:?}") };
+    assert_eq!(fin["choices"][0]["finish_reason"], "stop");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let m = bridge.metrics().await;
+        if m.contains("clawbridge_chat_tokens_total{agent=\"main\",kind=\"completion\"} 2") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "completion tokens never counted:\n{m}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

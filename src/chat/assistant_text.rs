@@ -74,6 +74,12 @@ impl StreamText {
         }
     }
 
+    /// Whether the stream could end now with what it sent: text went out,
+    /// nothing is held back as provisional, nothing was revised.
+    pub fn settled(&self) -> bool {
+        self.error.is_none() && self.pending.is_none() && !self.streamed.is_empty()
+    }
+
     /// The text still to send when the run resolves (`resolveAssistantTextCompletion`),
     /// or the append-only error. `result_text` is `None` when no payload had text.
     pub fn completion(&self, result_text: Option<&str>) -> Result<Option<String>, &'static str> {

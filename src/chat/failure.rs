@@ -94,6 +94,7 @@ mod tests {
             error: Some(text.into()),
             aborted: None,
             error_observation: Some(ErrorObservation { failover_reason: Some(reason.into()) }),
+            stop_reason: None,
         }
     }
 

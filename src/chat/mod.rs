@@ -14,6 +14,7 @@ pub mod request;
 pub mod response;
 pub mod route;
 pub mod sse;
+mod stream;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -128,7 +129,7 @@ async fn handle(svc: &ChatService, session: &mut Session, log: &mut ChatLog) -> 
     let result = async {
         flow::await_accept(svc, session, &mut run).await?;
         if turn.stream {
-            flow::stream(svc, session, &turn, &mut run, log).await
+            stream::stream(svc, session, &turn, &mut run, log).await
         } else {
             flow::collect(svc, session, &turn, &mut run, log).await
         }

@@ -244,6 +244,8 @@ pub struct LifecycleData {
     pub aborted: Option<bool>,
     #[serde(rename = "errorObservation", default)]
     pub error_observation: Option<ErrorObservation>,
+    #[serde(rename = "stopReason", default)]
+    pub stop_reason: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize, PartialEq)]

@@ -51,6 +51,11 @@ pub struct RunEvents {
 }
 
 impl RunEvents {
+    /// A receiver with no sender: `recv` returns `None` at once.
+    pub fn closed() -> Self {
+        channel(0).1
+    }
+
     pub async fn recv(&mut self) -> Option<RunEvent> {
         let ev = self.rx.recv().await;
         self.account(ev)
