@@ -14,8 +14,14 @@ static GUARD: Mutex<Option<WorkerGuard>> = Mutex::new(None);
 
 /// Installs the subscriber. Filter: `CLAWBRIDGE_LOG` (tracing syntax), default `info`.
 pub fn init(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CLAWBRIDGE_LOG")
+    let mut filter = tracing_subscriber::EnvFilter::try_from_env("CLAWBRIDGE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Pingora logs whole request headers (Authorization included) and
+    // tungstenite whole frames (the `connect` secret included) at debug and
+    // trace: capped at info whatever the filter asks, so no secret is logged.
+    for target in ["pingora_core", "pingora_proxy", "pingora_http", "pingora", "tungstenite", "tokio_tungstenite"] {
+        filter = filter.add_directive(format!("{target}=info").parse().expect("static directive"));
+    }
     let ansi = std::io::stderr().is_terminal();
     // Not lossy: under a log burst request threads wait rather than drop lines.
     let (writer, guard) = NonBlockingBuilder::default().lossy(false).finish(std::io::stderr());

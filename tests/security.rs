@@ -42,13 +42,13 @@ fn assert_clean(what: &str, text: &str) {
 }
 
 /// Drives every error path with a distinctive secret and a distinctive wrong
-/// bearer, then greps stderr (at debug level), /metrics and every response.
+/// bearer, then greps stderr (at trace level), /metrics and every response.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_never_leak() {
     let gw = DemoGateway::builder().token(CANARY_SECRET).start().await.unwrap();
     let bridge = BridgeOpts::new(gw.addr())
         .gateway_config(&config_for(CANARY_SECRET))
-        .env("CLAWBRIDGE_LOG", "debug")
+        .env("CLAWBRIDGE_LOG", "trace")
         .env("CLAWBRIDGE_RUN_TIMEOUT_SECS", "1")
         .start()
         .await;

@@ -110,7 +110,8 @@ async fn handle(svc: &ChatService, session: &mut Session, log: &mut ChatLog) -> 
     let body = io::read_body(session, svc.limits.max_body_bytes, svc.limits.body_timeout).await?;
     log.body_bytes = body.len();
     let value = request::decode(&body)?;
-    let headers = route_headers(session);
+    let header_text = HeaderText::read(session);
+    let headers = header_text.route();
     let turn = request::validate(&value, headers)?;
     drop(value);
     log.stream = turn.stream;
@@ -162,15 +163,38 @@ fn has_proxy_headers(headers: &http::HeaderMap) -> bool {
     headers.keys().any(|k| k == "forwarded" || k == "x-real-ip" || k.as_str().starts_with("x-forwarded-"))
 }
 
-fn route_headers(session: &Session) -> request::RouteHeaders<'_> {
-    let h = &session.req_header().headers;
-    let get = |name: &str| h.get(name).and_then(|v| v.to_str().ok());
-    request::RouteHeaders {
-        agent_id: get("x-openclaw-agent-id").filter(|v| !v.trim().is_empty()).or_else(|| get("x-openclaw-agent")),
-        session_key: get("x-openclaw-session-key"),
-        model_override: get("x-openclaw-model"),
-        message_channel: get("x-openclaw-message-channel"),
+/// The routing headers as text, decoded like Node decodes header bytes
+/// (latin1), so a non-ASCII value is validated and refused rather than
+/// silently treated as absent.
+struct HeaderText([Option<String>; 5]);
+
+impl HeaderText {
+    const NAMES: [&'static str; 5] = [
+        "x-openclaw-agent-id",
+        "x-openclaw-agent",
+        "x-openclaw-session-key",
+        "x-openclaw-model",
+        "x-openclaw-message-channel",
+    ];
+
+    fn read(session: &Session) -> Self {
+        let h = &session.req_header().headers;
+        HeaderText(Self::NAMES.map(|name| h.get(name).map(|v| latin1(v.as_bytes()))))
     }
+
+    fn route(&self) -> request::RouteHeaders<'_> {
+        let [agent_id, agent, session_key, model, channel] = self.0.each_ref().map(Option::as_deref);
+        request::RouteHeaders {
+            agent_id: agent_id.filter(|v| !v.trim().is_empty()).or(agent),
+            session_key,
+            model_override: model,
+            message_channel: channel,
+        }
+    }
+}
+
+fn latin1(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| b as char).collect()
 }
 
 /// A started run. Dropping it before it finished aborts it on the gateway.

@@ -140,6 +140,8 @@ async fn connect(settings: &GatewaySettings) -> Result<(Link, Arc<str>), Arc<str
         let mut config = WebSocketConfig::default();
         config.max_message_size = Some(settings.max_frame_bytes);
         config.max_frame_size = Some(settings.max_frame_bytes);
+        // tungstenite zeroes its read buffer per read: 128 KiB by default.
+        config.read_buffer_size = 16 * 1024;
         let (mut ws, _) = tokio_tungstenite::client_async_with_config(url, MaybeTlsStream::Plain(tcp), Some(config))
             .await
             .map_err(|e| format!("websocket upgrade: {e}"))?;
