@@ -1,9 +1,10 @@
 //! The SSE loop of a streamed completion. Events that are already queued are
 //! encoded together and written in one go, so a burst of deltas costs one
 //! write, not one per chunk. The stream ends on the run's final `res`, or
-//! as soon as the lifecycle `end` arrives when nothing more can follow
-//! (no usage chunk asked for, no provisional text); failures end it with an
-//! error event, never silently.
+//! as soon as the lifecycle reports a clean finish (`finishing` with a stop
+//! reason, or `end`) when nothing more can follow (no usage chunk asked
+//! for, no provisional text); failures end it with an error event, never
+//! silently.
 
 use std::time::Duration;
 
@@ -64,7 +65,17 @@ impl Encoder {
                 None
             }
             RunEvent::Lifecycle(data) => {
-                let can_end = data.phase == "end"
+                // `finishing` with a final stop reason and no error is the
+                // moment the built-in's run result resolves; `end` follows
+                // tens of milliseconds later, the final `res` later still.
+                let finished_cleanly = match data.phase.as_str() {
+                    "end" => true,
+                    "finishing" => {
+                        data.error.is_none() && matches!(data.stop_reason.as_deref(), Some("stop" | "length"))
+                    }
+                    _ => false,
+                };
+                let can_end = finished_cleanly
                     && data.aborted != Some(true)
                     && !self.include_usage
                     && self.lifecycle_error.is_none()

@@ -297,7 +297,7 @@ async fn on_frame(text: &str, runs: &mut HashMap<Arc<str>, Slot>, ws: &mut Ws) {
                     Err(_) => return,
                 },
                 "lifecycle" => match serde_json::from_str::<LifecycleData>(data) {
-                    Ok(d) if d.phase == "end" || d.phase == "error" => RunEvent::Lifecycle(d),
+                    Ok(d) if matches!(d.phase.as_str(), "end" | "error" | "finishing") => RunEvent::Lifecycle(d),
                     _ => return,
                 },
                 _ => return,
