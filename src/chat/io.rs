@@ -22,15 +22,16 @@ const KEEPALIVE_SECS: u64 = 5;
 /// be reused; a larger one closes it.
 const DRAIN_LIMIT: u64 = 64 * 1024;
 
+/// The request's `Content-Length`, if it has a valid one.
+fn declared_length(session: &Session) -> Option<u64> {
+    let value = session.req_header().headers.get(http::header::CONTENT_LENGTH)?;
+    value.to_str().ok()?.trim().parse().ok()
+}
+
 /// Reads the whole request body, refusing more than `limit` bytes (413) or a
 /// body slower than `timeout` (408).
 pub async fn read_body(session: &mut Session, limit: usize, timeout: Duration) -> Result<Bytes, ChatError> {
-    let declared = session
-        .req_header()
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
+    let declared = declared_length(session);
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(ChatError::PayloadTooLarge);
     }
@@ -93,12 +94,7 @@ async fn drain_small_body(session: &mut Session) -> bool {
     if session.is_body_done() {
         return true;
     }
-    let declared = session
-        .req_header()
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
+    let declared = declared_length(session);
     if declared.is_none_or(|n| n > DRAIN_LIMIT) {
         return false;
     }

@@ -1,0 +1,106 @@
+//! What each cargo-fuzz target runs on one input, shared by the targets in
+//! `fuzz_targets/` and by `tests/fuzz_regressions.rs`, which replays the
+//! seeds and crash inputs on stable Rust. Each function asserts the
+//! property its target checks.
+#![allow(dead_code)]
+
+use clawbridge::chat::assistant_text::StreamText;
+use clawbridge::chat::prompt::{fold, js_trim};
+use clawbridge::chat::request::{decode, validate, RouteHeaders};
+use clawbridge::gateway::frames::{AgentEvent, AgentResPayload, HelloOk, InFrame};
+use clawbridge::gateway::{AssistantData, LifecycleData};
+use serde_json::Value;
+
+/// The request parser: `<agent>|<session>|<model>|<channel>\n<body>`.
+pub fn request(data: &[u8]) {
+    let (head, body) = match data.iter().position(|&b| b == b'\n') {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (&[][..], data),
+    };
+    let head = String::from_utf8_lossy(head);
+    let mut fields = head.split('|').map(|s| Some(s).filter(|s| !s.is_empty()));
+    let headers = RouteHeaders {
+        agent_id: fields.next().flatten(),
+        session_key: fields.next().flatten(),
+        model_override: fields.next().flatten(),
+        message_channel: fields.next().flatten(),
+    };
+    match decode(body) {
+        Ok(value) => {
+            if let Err(e) = validate(&value, headers) {
+                assert_eq!(e.status(), 400, "validation only answers 400: {e:?}");
+                let _ = e.envelope();
+            }
+        }
+        Err(e) => {
+            assert_eq!(e.status(), 400);
+            assert!(!e.message().is_empty());
+        }
+    }
+}
+
+/// Prompt folding of arbitrary `messages` arrays (any JSON shape per item).
+pub fn prompt_fold(data: &[u8]) {
+    let Ok(value) = serde_json::from_slice::<Value>(data) else {
+        return;
+    };
+    let messages: Vec<Value> = match value {
+        Value::Array(a) => a,
+        other => vec![other],
+    };
+    let p = fold(&messages);
+    // Folding is deterministic.
+    assert_eq!(p, fold(&messages));
+    if let Some(s) = &p.extra_system_prompt {
+        assert!(!s.is_empty());
+    }
+    let _ = js_trim(&p.message);
+}
+
+/// The gateway frame decoder as the connection task runs it.
+pub fn gateway_frames(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(frame) = serde_json::from_str::<InFrame>(text) else {
+        return;
+    };
+    let payload = frame.payload.map(|p| p.get()).unwrap_or("null");
+    let _ = serde_json::from_str::<HelloOk>(payload);
+    if let Ok(res) = serde_json::from_str::<AgentResPayload>(payload) {
+        if let Some(meta) = res.result.and_then(|r| r.meta) {
+            let _ = meta.agent_meta.and_then(|a| a.usage());
+        }
+    }
+    if let Ok(ev) = serde_json::from_str::<AgentEvent>(payload) {
+        let data = ev.data.map(|d| d.get()).unwrap_or("{}");
+        let _ = serde_json::from_str::<AssistantData>(data);
+        let _ = serde_json::from_str::<LifecycleData>(data);
+        let _ = ev.run_id.len() + ev.stream.len();
+    }
+}
+
+/// Assistant event sequences: first line the result text (`-` for none),
+/// then one `AssistantData` per line; the streamed pieces stay append-only.
+pub fn stream_text(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let mut lines = text.lines();
+    let result_text = lines.next().filter(|l| *l != "-");
+    let mut st = StreamText::new();
+    let mut streamed = String::new();
+    for line in lines.take(256) {
+        let Ok(ev) = serde_json::from_str::<AssistantData>(line) else {
+            continue;
+        };
+        if let Some(piece) = st.on_event(&ev) {
+            assert!(!piece.is_empty());
+            streamed.push_str(&piece);
+        }
+    }
+    if let Ok(Some(rest)) = st.completion(result_text) {
+        streamed.push_str(&rest);
+    }
+    let _ = st.error;
+}
