@@ -2,7 +2,7 @@
 //! events byte-for-byte as the gateway does (key order `id, object, created,
 //! model, choices[, usage]`), error events and `[DONE]`. Pure.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
 
 use super::response::Usage;
 
@@ -20,69 +20,58 @@ impl ChunkEncoder {
     pub fn new(id: &str, created: u64, model: &str) -> Self {
         let mut prefix = Vec::with_capacity(96 + id.len() + model.len());
         prefix.extend_from_slice(b"data: {\"id\":");
-        json_str(&mut prefix, id);
+        serde_json::to_writer(&mut prefix, id).expect("string");
         prefix.extend_from_slice(b",\"object\":\"chat.completion.chunk\",\"created\":");
         prefix.extend_from_slice(created.to_string().as_bytes());
         prefix.extend_from_slice(b",\"model\":");
-        json_str(&mut prefix, model);
+        serde_json::to_writer(&mut prefix, model).expect("string");
         prefix.extend_from_slice(b",\"choices\":[");
         ChunkEncoder { prefix }
     }
 
-    fn chunk(&self, choice: &[u8], extra: usize) -> BytesMut {
-        let mut b = BytesMut::with_capacity(self.prefix.len() + choice.len() + extra + 8);
-        b.put_slice(&self.prefix);
-        b.put_slice(choice);
-        b
+    /// Every chunk is appended to the caller's buffer, so a batch of events
+    /// costs one buffer and one write.
+    fn open(&self, buf: &mut BytesMut, choice: &[u8]) {
+        buf.reserve(self.prefix.len() + choice.len() + 32);
+        buf.put_slice(&self.prefix);
+        buf.put_slice(choice);
     }
 
     /// `delta:{role:"assistant"}`, written before any content.
-    pub fn role(&self) -> Bytes {
-        let mut b = self.chunk(br#"{"index":0,"delta":{"role":"assistant"},"finish_reason":null}"#, 0);
-        b.put_slice(b"]}\n\n");
-        b.freeze()
+    pub fn put_role(&self, buf: &mut BytesMut) {
+        self.open(buf, br#"{"index":0,"delta":{"role":"assistant"},"finish_reason":null}"#);
+        buf.put_slice(b"]}\n\n");
     }
 
-    pub fn content(&self, text: &str) -> Bytes {
-        let mut b = self.chunk(br#"{"index":0,"delta":{"content":"#, text.len() + 40);
-        let mut s = Vec::with_capacity(text.len() + 2);
-        json_str(&mut s, text);
-        b.put_slice(&s);
-        b.put_slice(br#"},"finish_reason":null}]}"#);
-        b.put_slice(b"\n\n");
-        b.freeze()
+    pub fn put_content(&self, buf: &mut BytesMut, text: &str) {
+        self.open(buf, br#"{"index":0,"delta":{"content":"#);
+        json_str(buf, text);
+        buf.put_slice(b"},\"finish_reason\":null}]}\n\n");
     }
 
-    pub fn finish(&self, reason: &str) -> Bytes {
-        let mut b = self.chunk(br#"{"index":0,"delta":{},"finish_reason":"#, 16);
-        let mut s = Vec::new();
-        json_str(&mut s, reason);
-        b.put_slice(&s);
-        b.put_slice(b"}]}\n\n");
-        b.freeze()
+    pub fn put_finish(&self, buf: &mut BytesMut, reason: &str) {
+        self.open(buf, br#"{"index":0,"delta":{},"finish_reason":"#);
+        json_str(buf, reason);
+        buf.put_slice(b"}]}\n\n");
     }
 
     /// The trailing `choices:[]` chunk sent with `stream_options.include_usage`.
-    pub fn usage(&self, usage: &Usage) -> Bytes {
-        let mut b = self.chunk(b"],\"usage\":", 80);
-        b.put_slice(&serde_json::to_vec(usage).expect("usage serialises"));
-        b.put_slice(b"}\n\n");
-        b.freeze()
+    pub fn put_usage(&self, buf: &mut BytesMut, usage: &Usage) {
+        self.open(buf, b"],\"usage\":");
+        serde_json::to_writer(buf.writer(), usage).expect("usage serialises");
+        buf.put_slice(b"}\n\n");
     }
 }
 
 /// `data: {"error":{...}}` for a failure after the stream has started.
-pub fn error_event(message: &str, kind: &str) -> Bytes {
-    let body = crate::error::error_envelope(message, kind);
-    let mut b = BytesMut::with_capacity(body.len() + 8);
-    b.put_slice(b"data: ");
-    b.put_slice(body.as_bytes());
-    b.put_slice(b"\n\n");
-    b.freeze()
+pub fn put_error(buf: &mut BytesMut, message: &str, kind: &str) {
+    buf.put_slice(b"data: ");
+    buf.put_slice(crate::error::error_envelope(message, kind).as_bytes());
+    buf.put_slice(b"\n\n");
 }
 
-fn json_str(out: &mut Vec<u8>, s: &str) {
-    serde_json::to_writer(out, s).expect("writing to a Vec cannot fail");
+fn json_str(buf: &mut BytesMut, s: &str) {
+    serde_json::to_writer(buf.writer(), s).expect("writing to a buffer cannot fail");
 }
 
 #[cfg(test)]
@@ -104,23 +93,23 @@ mod tests {
         let want = captured_chunks();
         let id = "chatcmpl_2ce27408-450f-4fcb-8bc8-8234edeafdac";
         let enc = ChunkEncoder::new(id, 1795636699, "openclaw");
-        let got = [
-            enc.role(),
-            enc.content("Hello"),
-            enc.content(", world"),
-            enc.content("!"),
-            enc.finish("stop"),
-            enc.usage(&Usage { prompt_tokens: 10, completion_tokens: 3, total_tokens: 13, ..Default::default() }),
-            Bytes::from_static(DONE),
-        ];
-        let got: Vec<String> = got.iter().map(|b| String::from_utf8(b.to_vec()).unwrap()).collect();
-        assert_eq!(got, want);
+        let mut buf = BytesMut::new();
+        enc.put_role(&mut buf);
+        for piece in ["Hello", ", world", "!"] {
+            enc.put_content(&mut buf, piece);
+        }
+        enc.put_finish(&mut buf, "stop");
+        let usage = Usage { prompt_tokens: 10, completion_tokens: 3, total_tokens: 13, ..Default::default() };
+        enc.put_usage(&mut buf, &usage);
+        buf.put_slice(DONE);
+        assert_eq!(String::from_utf8(buf.to_vec()).unwrap(), want.concat());
     }
 
     #[test]
     fn escapes_model_and_content() {
         let enc = ChunkEncoder::new("chatcmpl_x", 1, "a\"b");
-        let chunk = enc.content("line\n\"q\" é 🦀");
+        let mut chunk = BytesMut::new();
+        enc.put_content(&mut chunk, "line\n\"q\" é 🦀");
         let text = std::str::from_utf8(&chunk).unwrap();
         let v: serde_json::Value = serde_json::from_str(text.strip_prefix("data: ").unwrap().trim_end()).unwrap();
         assert_eq!(v["model"], "a\"b");
@@ -130,8 +119,10 @@ mod tests {
 
     #[test]
     fn error_event_shape() {
+        let mut buf = BytesMut::new();
+        put_error(&mut buf, "upstream provider error", "api_error");
         assert_eq!(
-            &error_event("upstream provider error", "api_error")[..],
+            &buf[..],
             &b"data: {\"error\":{\"message\":\"upstream provider error\",\"type\":\"api_error\"}}\n\n"[..]
         );
     }

@@ -16,7 +16,7 @@ use super::assistant_text::StreamText;
 use super::flow::{count_tokens, finish_reason, gone, Step};
 use super::request::ChatTurn;
 use super::response::Usage;
-use super::sse::{error_event, ChunkEncoder, DONE, KEEPALIVE};
+use super::sse::{put_error, ChunkEncoder, DONE, KEEPALIVE};
 use super::{failure, io, ChatLog, ChatService, Run};
 use crate::error::ChatError;
 use crate::gateway::{Finish, LifecycleData, RunEvent, RunEvents};
@@ -56,7 +56,7 @@ impl Encoder {
             RunEvent::Assistant(data) => {
                 if let Some(content) = self.text.on_event(&data) {
                     self.token_sent();
-                    buf.put(self.enc.content(&content));
+                    self.enc.put_content(buf, &content);
                 }
                 None
             }
@@ -133,11 +133,11 @@ impl Encoder {
 
     fn append_success(&self, rest: Option<&str>, reason: &str, usage: Option<&Usage>, buf: &mut BytesMut) {
         if let Some(rest) = rest {
-            buf.put(self.enc.content(rest));
+            self.enc.put_content(buf, rest);
         }
-        buf.put(self.enc.finish(reason));
+        self.enc.put_finish(buf, reason);
         if let (true, Some(usage)) = (self.include_usage, usage) {
-            buf.put(self.enc.usage(usage));
+            self.enc.put_usage(buf, usage);
         }
         buf.put_slice(DONE);
     }
@@ -145,7 +145,7 @@ impl Encoder {
 
 /// `data: {"error":..}` then `[DONE]`: never a silent clean end.
 fn append_error(buf: &mut BytesMut, message: &str, kind: &str) {
-    buf.put(error_event(message, kind));
+    put_error(buf, message, kind);
     buf.put_slice(DONE);
 }
 
@@ -171,14 +171,15 @@ pub async fn stream(
     log.committed = true;
     log.status = 200;
     let _open = metrics::InflightStream::new();
-    write(session, e.enc.role(), false).await?;
+    let mut buf = BytesMut::new();
+    e.enc.put_role(&mut buf);
+    write(session, buf.split().freeze(), false).await?;
     let idle =
         if svc.limits.sse_keepalive.is_zero() { Duration::from_secs(86_400 * 365) } else { svc.limits.sse_keepalive };
     let keepalive = sleep(idle);
     let run_deadline = sleep(svc.limits.run_timeout);
     let drain = svc.drain.deadline_passed();
     tokio::pin!(keepalive, run_deadline, drain);
-    let mut buf = BytesMut::new();
     let end = loop {
         let step = tokio::select! {
             biased;
