@@ -84,6 +84,10 @@ metric!(GATEWAY_CONNECTED: IntGauge = register_int_gauge!(
     "clawbridge_gateway_connected",
     "1 while the gateway WebSocket is authenticated with write scope, else 0."
 ));
+metric!(GATEWAY_RUNS: IntGauge = register_int_gauge!(
+    "clawbridge_gateway_runs_tracked",
+    "Runs the gateway connection is demultiplexing right now (the run table)."
+));
 metric!(GATEWAY_RECONNECTS: IntCounter = register_int_counter!(
     "clawbridge_gateway_reconnects_total",
     "Reconnection attempts to the gateway after a link failure."
@@ -110,7 +114,7 @@ metric!(BUILD_INFO: IntGaugeVec = register_int_gauge_vec!(
 /// Forces registration of every metric so the first scrape shows them all.
 pub fn init() {
     BUILD_INFO.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-    for m in [&*INFLIGHT_STREAMS, &*INFLIGHT_RUNS, &*GATEWAY_CONNECTED] {
+    for m in [&*INFLIGHT_STREAMS, &*INFLIGHT_RUNS, &*GATEWAY_CONNECTED, &*GATEWAY_RUNS] {
         m.set(0);
     }
     LazyLock::force(&CHAT_REQUESTS);

@@ -69,7 +69,8 @@ impl ProxyHttp for Clawbridge {
     /// Runs last: one access-log line and the request metrics.
     async fn logging(&self, session: &mut Session, error: Option<&pingora::Error>, ctx: &mut Ctx) {
         let status = session.response_written().map(|r| r.status.as_u16()).unwrap_or(0);
-        let method = session.req_header().method.as_str().to_owned();
+        let method = session.req_header().method.clone();
+        let method = method.as_str();
         let elapsed = ctx.started.elapsed();
         match ctx.route {
             Route::Chat => {

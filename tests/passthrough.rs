@@ -125,6 +125,7 @@ async fn admin_listener() {
         "clawbridge_chat_requests_total{agent=\"main\",outcome=\"ok\",status_class=\"2xx\",stream=\"true\"} 1",
         "clawbridge_passthrough_requests_total{kind=\"http\",status_class=\"2xx\"} 1",
         "clawbridge_gateway_connected 1",
+        "clawbridge_gateway_runs_tracked 0",
         "clawbridge_chat_time_to_first_token_seconds_count{agent=\"main\",stream=\"true\"} 1",
         "clawbridge_build_info{version=",
     ] {

@@ -4,7 +4,6 @@
 //! through channels, so the run table needs no lock.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,23 +24,17 @@ type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// Most `chat.abort`s kept for runs lost with a link (the oldest go first).
 const MAX_LOST_ABORTS: usize = 4096;
 
-#[derive(Default)]
-pub(super) struct Stats {
-    pub runs: AtomicUsize,
-}
-
 /// The connection task, not yet running; see [`channel`].
 pub struct Driver {
     settings: GatewaySettings,
     commands: mpsc::Receiver<Command>,
     state: watch::Sender<LinkState>,
-    stats: Arc<Stats>,
 }
 
 impl Driver {
     /// Runs the connection until every [`Gateway`] handle is dropped.
     pub async fn run(self) {
-        run(self.settings, self.commands, self.state, self.stats).await
+        run(self.settings, self.commands, self.state).await
     }
 }
 
@@ -50,10 +43,9 @@ impl Driver {
 pub fn channel(settings: GatewaySettings) -> (Gateway, Driver) {
     let (commands, rx) = mpsc::channel(4096);
     let (state_tx, state) = watch::channel(LinkState::Down { reason: "not connected yet".into() });
-    let stats = Arc::new(Stats::default());
     let run_buffer_bytes = settings.run_buffer_bytes;
-    let handle = Gateway { commands, state, stats: stats.clone(), run_buffer_bytes };
-    (handle, Driver { settings, commands: rx, state: state_tx, stats })
+    let handle = Gateway { commands, state, run_buffer_bytes };
+    (handle, Driver { settings, commands: rx, state: state_tx })
 }
 
 /// A run the task is tracking.
@@ -67,12 +59,7 @@ struct Link {
     tick: Duration,
 }
 
-async fn run(
-    settings: GatewaySettings,
-    mut commands: mpsc::Receiver<Command>,
-    state: watch::Sender<LinkState>,
-    stats: Arc<Stats>,
-) {
+async fn run(settings: GatewaySettings, mut commands: mpsc::Receiver<Command>, state: watch::Sender<LinkState>) {
     let mut runs: HashMap<Arc<str>, Slot> = HashMap::new();
     // `chat.abort`s for runs lost with a link, sent on the next one.
     let mut lost: VecDeque<(Arc<str>, Arc<str>)> = VecDeque::new();
@@ -85,7 +72,7 @@ async fn run(
                 metrics::GATEWAY_CONNECTED.set(1);
                 backoff = settings.reconnect_min;
                 state.send_replace(LinkState::Ready { default_agent });
-                let reason = serve(link, &mut commands, &mut runs, &mut lost, &stats, &settings).await;
+                let reason = serve(link, &mut commands, &mut runs, &mut lost, &settings).await;
                 match reason {
                     None => return, // every handle is gone: the process is exiting
                     Some(reason) => reason,
@@ -102,7 +89,7 @@ async fn run(
         for (_, slot) in runs.drain() {
             let _ = slot.events.send(RunEvent::Lost(reason.clone()));
         }
-        stats.runs.store(0, Ordering::Relaxed);
+        metrics::GATEWAY_RUNS.set(0);
         // While down, refuse new runs at once instead of queueing them.
         let deadline = Instant::now() + backoff;
         loop {
@@ -209,7 +196,6 @@ async fn serve(
     commands: &mut mpsc::Receiver<Command>,
     runs: &mut HashMap<Arc<str>, Slot>,
     lost: &mut VecDeque<(Arc<str>, Arc<str>)>,
-    stats: &Stats,
     settings: &GatewaySettings,
 ) -> Option<Arc<str>> {
     for (run_id, session_key) in lost.drain(..) {
@@ -228,7 +214,7 @@ async fn serve(
             msg = link.ws.next() => {
                 watchdog.as_mut().reset(Instant::now() + silence);
                 match msg {
-                    Some(Ok(Message::Text(text))) => on_frame(&text, runs, &mut link.ws).await,
+                    Some(Ok(Message::Text(text))) => on_frame(&text, runs),
                     Some(Ok(Message::Close(c))) => {
                         return Some(format!("gateway closed the socket: {}", c.map(|c| format!("{} {}", u16::from(c.code), c.reason)).unwrap_or_default()).into());
                     }
@@ -264,13 +250,13 @@ async fn serve(
                 return Some(format!("no frame from the gateway for {} ms (2 tick intervals)", silence.as_millis()).into());
             }
         }
-        stats.runs.store(runs.len(), Ordering::Relaxed);
+        metrics::GATEWAY_RUNS.set(runs.len() as i64);
     }
 }
 
 /// Routes one text frame to its run. Frames for other clients' runs are
 /// normal (the gateway broadcasts every run to every operator) and ignored.
-async fn on_frame(text: &str, runs: &mut HashMap<Arc<str>, Slot>, ws: &mut Ws) {
+fn on_frame(text: &str, runs: &mut HashMap<Arc<str>, Slot>) {
     metrics::GATEWAY_FRAMES.inc();
     let frame: InFrame = match serde_json::from_str(text) {
         Ok(f) => f,
@@ -302,7 +288,7 @@ async fn on_frame(text: &str, runs: &mut HashMap<Arc<str>, Slot>, ws: &mut Ws) {
                 },
                 _ => return,
             };
-            deliver(runs, ev.run_id.as_ref(), event, ws).await;
+            deliver(runs, ev.run_id.as_ref(), event);
         }
         ("res", _) => {
             let Some(id) = frame.id.as_deref() else {
@@ -315,7 +301,7 @@ async fn on_frame(text: &str, runs: &mut HashMap<Arc<str>, Slot>, ws: &mut Ws) {
                 slot.accepted = true;
                 let p = payload.unwrap_or_else(empty_payload);
                 let event = RunEvent::Accepted { session_key: p.session_key, agent_id: p.agent_id };
-                deliver(runs, id, event, ws).await;
+                deliver(runs, id, event);
                 return;
             }
             let was_accepted = slot.accepted;
@@ -333,7 +319,7 @@ async fn on_frame(text: &str, runs: &mut HashMap<Arc<str>, Slot>, ws: &mut Ws) {
 
 /// Hands an event to its run; a reader that fell behind is cut loose and
 /// its run aborted, so one slow client cannot stall the shared link.
-async fn deliver(runs: &mut HashMap<Arc<str>, Slot>, run_id: &str, event: RunEvent, ws: &mut Ws) {
+fn deliver(runs: &mut HashMap<Arc<str>, Slot>, run_id: &str, event: RunEvent) {
     let Some(slot) = runs.get(run_id) else { return };
     match slot.events.send(event) {
         Ok(()) => {}
@@ -346,20 +332,12 @@ async fn deliver(runs: &mut HashMap<Arc<str>, Slot>, run_id: &str, event: RunEve
             tracing::warn!(run_id = %run_id, "run reader fell behind; dropping the run");
             // The session key is unknown here; the handler sees its channel
             // close and sends the abort itself.
-            let _ = ws.flush().await;
         }
     }
 }
 
 fn empty_payload() -> AgentResPayload {
-    AgentResPayload {
-        status: String::new(),
-        summary: None,
-        stop_reason: None,
-        session_key: None,
-        agent_id: None,
-        result: None,
-    }
+    AgentResPayload { status: String::new(), stop_reason: None, session_key: None, agent_id: None, result: None }
 }
 
 fn finish(ok: bool, payload: Option<AgentResPayload>, error: Option<frames::ErrorShape>) -> Finish {
@@ -377,13 +355,5 @@ fn finish(ok: bool, payload: Option<AgentResPayload>, error: Option<frames::Erro
         }
         None => (None, None, None),
     };
-    Finish {
-        ok,
-        status: payload.status,
-        summary: payload.summary,
-        text,
-        usage,
-        stop_reason: meta_stop.or(payload.stop_reason),
-        error,
-    }
+    Finish { ok, status: payload.status, text, usage, stop_reason: meta_stop.or(payload.stop_reason), error }
 }

@@ -260,8 +260,6 @@ pub struct ErrorObservation {
 pub struct AgentResPayload {
     #[serde(default)]
     pub status: String,
-    #[serde(default)]
-    pub summary: Option<String>,
     #[serde(rename = "stopReason", default)]
     pub stop_reason: Option<String>,
     /// The canonical session key (accepted `res`).

@@ -66,7 +66,6 @@ pub struct Finish {
     pub ok: bool,
     /// `ok`, `error` or `timeout` (aborted).
     pub status: String,
-    pub summary: Option<String>,
     /// `payloads[].text`: non-empty ones joined with `"\n\n"`; `None` when
     /// no payload carried text at all.
     pub text: Option<String>,
@@ -85,22 +84,12 @@ pub(crate) enum Command {
 pub struct Gateway {
     commands: mpsc::Sender<Command>,
     state: watch::Receiver<LinkState>,
-    stats: Arc<connection::Stats>,
     run_buffer_bytes: usize,
 }
 
 impl Gateway {
     pub fn state(&self) -> LinkState {
         self.state.borrow().clone()
-    }
-
-    pub fn is_ready(&self) -> bool {
-        matches!(*self.state.borrow(), LinkState::Ready { .. })
-    }
-
-    /// Number of runs the connection task is tracking right now.
-    pub fn runs_in_flight(&self) -> usize {
-        self.stats.runs.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Registers a run and sends its `agent` frame. Events arrive on the
@@ -122,10 +111,5 @@ impl Gateway {
                 let _ = commands.send(cmd).await;
             });
         }
-    }
-
-    /// Waits until the link state changes (used by readiness tests and drain).
-    pub async fn changed(&mut self) -> bool {
-        self.state.changed().await.is_ok()
     }
 }
