@@ -8,7 +8,7 @@
 //! - [`proxy`]: the `ProxyHttp` dispatcher; [`server`] assembles the services.
 //! - [`chat`]: the chat route (validation, prompt folding, SSE/JSON output).
 //! - [`gateway`]: the multiplexed WebSocket client and its wire frames.
-//! - [`auth`], [`error`], [`metrics`], [`admin`], [`drain`], [`trusted`].
+//! - [`auth`], [`error`], [`metrics`], [`admin`], [`drain`], [`trusted`], [`upstream`].
 //!
 //! # Request flow
 //! A chat request is authenticated and validated exactly as the gateway's
@@ -30,3 +30,4 @@ pub mod metrics;
 pub mod proxy;
 pub mod server;
 pub mod trusted;
+pub mod upstream;

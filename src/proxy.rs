@@ -18,7 +18,7 @@ pub struct Clawbridge {
     pub drain: Arc<crate::drain::Drain>,
     /// `None` when the endpoint is disabled: the route is passed through.
     pub chat: Option<Arc<ChatService>>,
-    pub upstream: String,
+    pub upstream: crate::upstream::Upstream,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +63,7 @@ impl ProxyHttp for Clawbridge {
 
     /// Every forwarded request goes to the one gateway, over plain HTTP.
     async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        Ok(Box::new(HttpPeer::new(self.upstream.as_str(), false, String::new())))
+        Ok(Box::new(HttpPeer::new(self.upstream.addr().await?, false, String::new())))
     }
 
     /// Runs last: one access-log line and the request metrics.

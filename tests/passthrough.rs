@@ -120,15 +120,25 @@ async fn admin_listener() {
     client().get(bridge.url("/healthz")).send().await.unwrap();
     let r = client().get(bridge.admin_url("/healthz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    let m = bridge.metrics().await;
-    for needle in [
+    // Request metrics are recorded in Pingora's logging phase, which runs
+    // just after the response is written: allow it a moment.
+    let needles = [
         "clawbridge_chat_requests_total{agent=\"main\",outcome=\"ok\",status_class=\"2xx\",stream=\"true\"} 1",
         "clawbridge_passthrough_requests_total{kind=\"http\",status_class=\"2xx\"} 1",
         "clawbridge_gateway_connected 1",
         "clawbridge_gateway_runs_tracked 0",
         "clawbridge_chat_time_to_first_token_seconds_count{agent=\"main\",stream=\"true\"} 1",
         "clawbridge_build_info{version=",
-    ] {
+    ];
+    let mut m = bridge.metrics().await;
+    for _ in 0..100 {
+        if needles.iter().all(|n| m.contains(n)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        m = bridge.metrics().await;
+    }
+    for needle in needles {
         assert!(m.contains(needle), "missing {needle} in\n{m}");
     }
 }

@@ -11,7 +11,7 @@ use super::request::ChatTurn;
 use super::response::{completion_body, Usage};
 use super::{failure, io, route, ChatLog, ChatService, Run};
 use crate::error::ChatError;
-use crate::gateway::{Finish, LifecycleData, RunEvent};
+use crate::gateway::{Accepted, Finish, LifecycleData, RunEvent};
 use crate::metrics;
 
 /// What woke a loop up.
@@ -36,7 +36,8 @@ pub async fn await_accept(svc: &ChatService, session: &mut Session, run: &mut Ru
             _ = &mut deadline => Step::RunDeadline,
         };
         match step {
-            Step::Event(Some(RunEvent::Accepted { session_key, agent_id })) => {
+            Step::Event(Some(RunEvent::Accepted(accepted))) => {
+                let Accepted { session_key, agent_id } = *accepted;
                 if let Some(key) = session_key {
                     run.session_key = key.into();
                 }
@@ -114,7 +115,7 @@ pub async fn collect(
                 metrics::TIME_TO_FIRST_TOKEN.with_label_values(&[&*run.agent, "false"]).observe(ttft);
             }
             Step::Event(Some(RunEvent::Lifecycle(data))) if data.phase == "error" => {
-                lifecycle_error.get_or_insert(data);
+                lifecycle_error.get_or_insert(*data);
             }
             Step::Event(Some(RunEvent::Finished(finish))) => {
                 run.mark_finished();

@@ -61,7 +61,7 @@ impl Encoder {
                 None
             }
             RunEvent::Lifecycle(data) if data.phase == "error" => {
-                self.lifecycle_error.get_or_insert(data);
+                self.lifecycle_error.get_or_insert(*data);
                 None
             }
             RunEvent::Lifecycle(data) => {
@@ -93,7 +93,7 @@ impl Encoder {
                 append_error(buf, "upstream gateway connection lost", "api_error");
                 Some(End::Cut("gateway_lost"))
             }
-            RunEvent::Accepted { .. } | RunEvent::Rejected(_) => None,
+            RunEvent::Accepted(_) | RunEvent::Rejected(_) => None,
         }
     }
 

@@ -278,11 +278,11 @@ fn on_frame(text: &str, runs: &mut HashMap<Arc<str>, Slot>) {
             }
             let data = ev.data.map(|d| d.get()).unwrap_or("{}");
             let event = match ev.stream {
-                "assistant" => match serde_json::from_str::<AssistantData>(data) {
+                "assistant" => match serde_json::from_str::<Box<AssistantData>>(data) {
                     Ok(d) => RunEvent::Assistant(d),
                     Err(_) => return,
                 },
-                "lifecycle" => match serde_json::from_str::<LifecycleData>(data) {
+                "lifecycle" => match serde_json::from_str::<Box<LifecycleData>>(data) {
                     Ok(d) if matches!(d.phase.as_str(), "end" | "error" | "finishing") => RunEvent::Lifecycle(d),
                     _ => return,
                 },
@@ -300,14 +300,15 @@ fn on_frame(text: &str, runs: &mut HashMap<Arc<str>, Slot>) {
             if frame.ok == Some(true) && !slot.accepted && (status == "accepted" || status == "in_flight") {
                 slot.accepted = true;
                 let p = payload.unwrap_or_else(empty_payload);
-                let event = RunEvent::Accepted { session_key: p.session_key, agent_id: p.agent_id };
+                let event =
+                    RunEvent::Accepted(Box::new(super::Accepted { session_key: p.session_key, agent_id: p.agent_id }));
                 deliver(runs, id, event);
                 return;
             }
             let was_accepted = slot.accepted;
             let slot = runs.remove(id).expect("present");
             let event = if frame.ok != Some(true) && !was_accepted && payload.is_none() {
-                RunEvent::Rejected(frame.error.unwrap_or_default())
+                RunEvent::Rejected(Box::new(frame.error.unwrap_or_default()))
             } else {
                 RunEvent::Finished(Box::new(finish(frame.ok == Some(true), payload, frame.error)))
             };

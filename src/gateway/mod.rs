@@ -45,19 +45,23 @@ pub enum LinkState {
 #[derive(Debug)]
 pub enum RunEvent {
     /// First `res`: the gateway accepted the run, in this (canonical) session.
-    Accepted {
-        session_key: Option<String>,
-        agent_id: Option<String>,
-    },
+    Accepted(Box<Accepted>),
     /// First `res` was `ok:false` (bad params, unknown agent, missing scope).
-    Rejected(ErrorShape),
-    Assistant(AssistantData),
+    Rejected(Box<ErrorShape>),
+    Assistant(Box<AssistantData>),
     /// Lifecycle `end` or `error` (other phases are not forwarded).
-    Lifecycle(LifecycleData),
+    Lifecycle(Box<LifecycleData>),
     /// The second, authoritative `res`.
     Finished(Box<Finish>),
     /// The link died before the run finished.
     Lost(Arc<str>),
+}
+
+/// The canonical session and agent of an accepted run.
+#[derive(Debug, Default)]
+pub struct Accepted {
+    pub session_key: Option<String>,
+    pub agent_id: Option<String>,
 }
 
 /// The final `res` of a run, reduced to what a completion needs.

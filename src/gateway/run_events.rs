@@ -99,8 +99,15 @@ mod tests {
     use super::*;
     use crate::gateway::AssistantData;
 
+    #[test]
+    fn events_are_small_so_an_idle_channel_is_small() {
+        // tokio allocates a run's channel 32 slots at a time, one block per
+        // open stream: events of a pointer or two keep it under 1 KiB, not ~4 KiB.
+        assert!(std::mem::size_of::<RunEvent>() <= 24, "{}", std::mem::size_of::<RunEvent>());
+    }
+
     fn delta(s: &str) -> RunEvent {
-        RunEvent::Assistant(AssistantData { delta: Some(s.into()), ..Default::default() })
+        RunEvent::Assistant(Box::new(AssistantData { delta: Some(s.into()), ..Default::default() }))
     }
 
     #[tokio::test]

@@ -138,7 +138,10 @@ impl Bridge {
         client().get(self.admin_url("/readyz")).send().await.is_ok_and(|r| r.status() == 200)
     }
 
+    /// stderr so far. clawbridge writes log lines in batches every 20 ms,
+    /// so this first waits a few batch intervals for lines already logged.
     pub fn logs(&self) -> String {
+        std::thread::sleep(std::time::Duration::from_millis(100));
         self.logs.lock().unwrap().clone()
     }
 

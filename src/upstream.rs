@@ -1,0 +1,63 @@
+//! The gateway's address for forwarded requests. An IP literal is parsed
+//! once. A host name is resolved off the runtime threads and cached for
+//! [`TTL`], so no request blocks on DNS, and a failed lookup is a 502 for
+//! that request, never a panic (Pingora's `HttpPeer::new` would resolve a
+//! name synchronously on every request and unwrap the result).
+
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use pingora::{Error, ErrorType};
+
+/// How long a resolved address is reused.
+pub const TTL: Duration = Duration::from_secs(5);
+
+pub struct Upstream {
+    /// `host:port` as configured.
+    spec: String,
+    /// The address when `spec` is an IP literal.
+    fixed: Option<SocketAddr>,
+    resolved: Mutex<Option<(SocketAddr, Instant)>>,
+}
+
+impl Upstream {
+    pub fn new(spec: &str) -> Self {
+        Self { spec: spec.to_string(), fixed: spec.parse().ok(), resolved: Mutex::new(None) }
+    }
+
+    pub async fn addr(&self) -> pingora::Result<SocketAddr> {
+        if let Some(addr) = self.fixed {
+            return Ok(addr);
+        }
+        if let Some((addr, at)) = *self.resolved.lock().unwrap_or_else(|e| e.into_inner()) {
+            if at.elapsed() < TTL {
+                return Ok(addr);
+            }
+        }
+        let found = tokio::net::lookup_host(self.spec.as_str()).await.ok().and_then(|mut a| a.next());
+        let Some(addr) = found else {
+            let mut e = Error::new_up(ErrorType::ConnectNoRoute);
+            e.set_context(format!("cannot resolve upstream {}", self.spec));
+            return Err(e);
+        };
+        *self.resolved.lock().unwrap_or_else(|e| e.into_inner()) = Some((addr, Instant::now()));
+        Ok(addr)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn ip_literals_need_no_lookup_and_names_resolve_or_fail_as_upstream_errors() {
+        assert_eq!(Upstream::new("127.0.0.1:18789").addr().await.unwrap(), "127.0.0.1:18789".parse().unwrap());
+        assert_eq!(Upstream::new("[::1]:80").addr().await.unwrap(), "[::1]:80".parse().unwrap());
+        let local = Upstream::new("localhost:18789").addr().await.unwrap();
+        assert!(local.ip().is_loopback() && local.port() == 18789, "{local}");
+        let err = Upstream::new("no-such-host.invalid:80").addr().await.unwrap_err();
+        assert_eq!(err.esource(), &pingora::ErrorSource::Upstream);
+        assert!(err.to_string().contains("no-such-host.invalid"), "{err}");
+    }
+}
