@@ -10,6 +10,7 @@
 #   BENCH_PROFILE=1              also `perf record` clawbridge under a streaming load
 #                                (bench/out/profile.txt)
 #   BENCH_QUICK=1                shorter runs (smoke test of the harness; numbers are noisier)
+#   BENCH_THREADS=n              clawbridge proxy threads (default 1, its own default)
 #   BENCH_CLAWBRIDGE_LOG=filter  clawbridge's log filter (default "info": access lines on,
 #                                written to /dev/null, as a deployment would format them)
 #
@@ -91,7 +92,7 @@ start_cb() { # listen admin upstream config [extra env...] -> pid in CB_PID
   # CB_LOG=/dev/null for the load figures, where they would be hundreds of MB.
   local listen=$1 admin=$2 up=$3 conf=$4; shift 4
   env NO_COLOR=1 CLAWBRIDGE_LISTEN="$listen" CLAWBRIDGE_ADMIN_LISTEN="$admin" CLAWBRIDGE_UPSTREAM="$up" \
-    OPENCLAW_CONFIG_PATH="$conf" CLAWBRIDGE_THREADS=2 CLAWBRIDGE_LOG="${BENCH_CLAWBRIDGE_LOG:-info}" \
+    OPENCLAW_CONFIG_PATH="$conf" CLAWBRIDGE_THREADS="${BENCH_THREADS:-1}" CLAWBRIDGE_LOG="${BENCH_CLAWBRIDGE_LOG:-info}" \
     "$@" "$BIN/clawbridge" >/dev/null 2>"${CB_LOG:-$OUT/clawbridge-${listen##*:}.stderr}" &
   CB_PID=$!; PIDS+=("$CB_PID")
   wait_http "http://$admin/readyz" 400

@@ -21,6 +21,7 @@
 pub mod admin;
 pub mod auth;
 pub mod chat;
+pub mod colocated;
 pub mod config;
 pub mod drain;
 pub mod error;

@@ -1,6 +1,7 @@
 //! Assembles the Pingora server from a validated [`Config`]: the proxy
 //! service, the admin listener, the gateway connection task and the drain
-//! watcher, each a Pingora service with its own runtime.
+//! watcher, each a Pingora service with its own runtime, except that the
+//! gateway connection shares the proxy's runtime when it has one thread.
 
 use std::sync::{Arc, Mutex};
 
@@ -44,9 +45,18 @@ pub fn build(cfg: &Config) -> Result<Server, Box<pingora::Error>> {
     server.bootstrap();
 
     let drain = Arc::new(Drain::default());
+    let mut link = None;
     let (chat, gateway) = if cfg.chat_enabled() {
         let (gw, driver) = gateway::channel(gateway_settings(cfg));
-        server.add_service(background_service("gateway link", GatewayTask(Mutex::new(Some(driver)))));
+        if cfg.threads == 1 {
+            // One proxy thread: the link runs on it, so every hand-off
+            // between the link and a request is a local task wake-up.
+            link = Some(driver);
+        } else {
+            // Several: the link gets its own thread, so it is never queued
+            // behind requests (connections land on proxy threads at random).
+            server.add_service(background_service("gateway link", GatewayTask(Mutex::new(Some(driver)))));
+        }
         let auth =
             Authenticator::new(cfg.gateway.auth_mode, cfg.gateway.secret.clone(), cfg.gateway.rate_limit.clone());
         let svc =
@@ -66,7 +76,10 @@ pub fn build(cfg: &Config) -> Result<Server, Box<pingora::Error>> {
     // (heap profile in BENCHMARKS.md) and a copy per read.
     proxy
         .add_listener(ListenerConfig::tcp(cfg.listen.to_string()).l4_buffer(L4BufferSettings::new(0, L4_WRITE_BUFFER)));
-    server.add_service(proxy);
+    match link {
+        Some(driver) => server.add_service(crate::colocated::WithTask::new(proxy, driver.run())),
+        None => server.add_service(proxy),
+    };
 
     let mut admin = Service::new("admin".to_string(), HttpServer::new_app(Admin { gateway, drain: drain.clone() }));
     admin.add_tcp(&cfg.admin_listen.to_string());
@@ -96,7 +109,8 @@ fn gateway_settings(cfg: &Config) -> GatewaySettings {
     }
 }
 
-/// Runs the gateway connection on its own runtime for the life of the process.
+/// Runs the gateway connection on its own runtime for the life of the process
+/// (with more than one proxy thread).
 struct GatewayTask(Mutex<Option<Driver>>);
 
 #[async_trait]

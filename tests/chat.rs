@@ -72,6 +72,34 @@ async fn non_stream_returns_one_completion() {
     assert_eq!(v["usage"]["completion_tokens"], 2);
 }
 
+/// With one proxy thread (the default) the gateway link shares it; with
+/// several it runs on its own runtime. Both serve concurrent streams whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_link_serves_streams_with_one_or_several_proxy_threads() {
+    let gw = gateway().await;
+    gw.set(|b| b.reply = Some(vec!["Hel".into(), "lo".into()]));
+    for threads in ["1", "3"] {
+        let bridge = BridgeOpts::new(gw.addr()).env("CLAWBRIDGE_THREADS", threads).start().await;
+        let replies = futures_util::future::join_all((0..12).map(|i| {
+            let bridge = &bridge;
+            async move { post_chat(bridge, &chat_body(i % 2 == 0, "hi")).await }
+        }))
+        .await;
+        for (i, resp) in replies.into_iter().enumerate() {
+            assert_eq!(resp.status(), 200, "threads={threads} request {i}");
+            let text = resp.text().await.unwrap();
+            if i % 2 == 0 {
+                let events = parse_sse(&text);
+                assert_eq!(content_of(&events), "Hello", "threads={threads}: {text}");
+                assert_eq!(events.last(), Some(&Sse::Done), "threads={threads}");
+            } else {
+                let v: Value = serde_json::from_str(&text).unwrap();
+                assert_eq!(v["choices"][0]["message"]["content"], "Hello", "threads={threads}");
+            }
+        }
+    }
+}
+
 /// Every assistant event form the gateway uses ends in the same text.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_assistant_event_form_streams_the_same_text() {

@@ -251,7 +251,7 @@ impl Config {
                 return Err(ConfigError::new(key, "must be > 0"));
             }
         }
-        let threads = num("threads", "CLAWBRIDGE_THREADS", as_usize(f.threads), 2)? as usize;
+        let threads = num("threads", "CLAWBRIDGE_THREADS", as_usize(f.threads), 1)? as usize;
         if threads == 0 {
             return Err(ConfigError::new("threads", "must be > 0"));
         }
