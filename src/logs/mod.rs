@@ -1,6 +1,6 @@
 //! Log output: `tracing` to stderr, human-readable or JSON. Request threads
 //! append formatted lines to a shared queue that one background thread
-//! writes out in batches ([`batch`]); [`flush`] drains it before the
+//! writes out in batches (`batch`); [`flush`] drains it before the
 //! process exits.
 
 mod batch;
