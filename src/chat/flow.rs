@@ -4,7 +4,7 @@
 //! The SSE loop is `stream.rs`; both share the helpers at the end.
 
 use pingora::proxy::Session;
-use tokio::time::sleep;
+use pingora::time::fast_timeout::fast_sleep;
 
 use super::assistant_text::NO_RESPONSE;
 use super::request::ChatTurn;
@@ -27,7 +27,7 @@ pub(super) enum Step {
 /// committed to the client, so a refusal (unknown agent, gateway trouble)
 /// is still a real HTTP status.
 pub async fn await_accept(svc: &ChatService, session: &mut Session, run: &mut Run) -> Result<(), ChatError> {
-    let deadline = sleep(svc.limits.accept_timeout);
+    let deadline = fast_sleep(svc.limits.accept_timeout);
     tokio::pin!(deadline);
     loop {
         let step = tokio::select! {
@@ -97,7 +97,7 @@ pub async fn collect(
 ) -> Result<&'static str, ChatError> {
     let mut lifecycle_error: Option<LifecycleData> = None;
     let mut first_token = false;
-    let run_deadline = sleep(svc.limits.run_timeout);
+    let run_deadline = fast_sleep(svc.limits.run_timeout);
     let drain = svc.drain.deadline_passed();
     tokio::pin!(run_deadline, drain);
     loop {

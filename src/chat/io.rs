@@ -45,7 +45,7 @@ pub async fn read_body(session: &mut Session, limit: usize, timeout: Duration) -
         }
         Ok(())
     };
-    match tokio::time::timeout(timeout, read).await {
+    match pingora::time::fast_timeout::fast_timeout(timeout, read).await {
         Ok(Ok(())) => Ok(buf.freeze()),
         Ok(Err(e)) => Err(e),
         Err(_) => Err(ChatError::BodyTimeout),

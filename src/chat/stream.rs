@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use pingora::proxy::Session;
-use tokio::time::{sleep, Instant};
+use pingora::time::fast_timeout::fast_sleep;
+use tokio::time::Instant;
 
 use super::assistant_text::StreamText;
 use super::flow::{count_tokens, finish_reason, gone, Step};
@@ -50,6 +51,15 @@ struct Encoder {
 }
 
 impl Encoder {
+    /// Appends whatever is already queued, so it goes out in the same write.
+    fn take_queued(&mut self, events: &mut RunEvents, buf: &mut BytesMut, mut end: Option<End>) -> Option<End> {
+        while end.is_none() && buf.len() < BATCH_BYTES {
+            let Some(ev) = events.try_recv() else { break };
+            end = self.on_event(Some(ev), buf);
+        }
+        end
+    }
+
     /// Appends what `event` adds to the stream; `Some` when it ended it.
     fn on_event(&mut self, event: Option<RunEvent>, buf: &mut BytesMut) -> Option<End> {
         match event? {
@@ -173,57 +183,71 @@ pub async fn stream(
     let _open = metrics::InflightStream::new();
     let mut buf = BytesMut::new();
     e.enc.put_role(&mut buf);
-    write(session, buf.split().freeze(), false).await?;
+    // Events the link has already queued leave with the role chunk.
+    let first = e.take_queued(&mut run.events, &mut buf, None);
+    if first.is_none() {
+        write(session, buf.split().freeze(), false).await?;
+    }
     let idle =
         if svc.limits.sse_keepalive.is_zero() { Duration::from_secs(86_400 * 365) } else { svc.limits.sse_keepalive };
-    let keepalive = sleep(idle);
-    let run_deadline = sleep(svc.limits.run_timeout);
+    // Pingora's coarse timers (10 ms, a clock thread) rather than tokio's: a
+    // tokio timer earlier than the runtime's next wake-up makes tokio write
+    // its eventfd to re-arm the poll, one syscall and a spurious wake-up per
+    // request. Keep-alive is re-armed lazily from the time of the last write.
+    let mut last_write = Instant::now();
+    let mut keepalive = Box::pin(fast_sleep(idle));
+    let run_deadline = fast_sleep(svc.limits.run_timeout);
     let drain = svc.drain.deadline_passed();
-    tokio::pin!(keepalive, run_deadline, drain);
-    let end = loop {
-        let step = tokio::select! {
-            biased;
-            ev = run.events.recv() => Step::Event(ev),
-            _ = session.as_downstream_mut().read_body_or_idle(true) => Step::ClientGone,
-            _ = &mut keepalive => Step::KeepAlive,
-            _ = &mut run_deadline => Step::RunDeadline,
-            _ = &mut drain => Step::Drain,
-        };
-        let end = match step {
-            Step::Event(None) => {
-                tracing::warn!(run_id = %run.id, "run dropped by the gateway link (reader fell behind or link lost)");
-                append_error(&mut buf, "upstream gateway connection lost", "api_error");
-                Some(End::Cut("gateway_lost"))
-            }
-            Step::Event(ev) => {
-                let mut end = e.on_event(ev, &mut buf);
-                // Whatever is already queued goes out in the same write.
-                while end.is_none() && buf.len() < BATCH_BYTES {
-                    let Some(ev) = run.events.try_recv() else { break };
-                    end = e.on_event(Some(ev), &mut buf);
+    tokio::pin!(run_deadline, drain);
+    let end = if let Some(end) = first {
+        end
+    } else {
+        loop {
+            let step = tokio::select! {
+                biased;
+                ev = run.events.recv() => Step::Event(ev),
+                _ = session.as_downstream_mut().read_body_or_idle(true) => Step::ClientGone,
+                _ = &mut keepalive => Step::KeepAlive,
+                _ = &mut run_deadline => Step::RunDeadline,
+                _ = &mut drain => Step::Drain,
+            };
+            let end = match step {
+                Step::Event(None) => {
+                    tracing::warn!(run_id = %run.id, "run dropped by the gateway link (reader fell behind or link lost)");
+                    append_error(&mut buf, "upstream gateway connection lost", "api_error");
+                    Some(End::Cut("gateway_lost"))
                 }
-                end
+                Step::Event(ev) => {
+                    let end = e.on_event(ev, &mut buf);
+                    e.take_queued(&mut run.events, &mut buf, end)
+                }
+                Step::ClientGone => return Err(gone("mid_stream")),
+                Step::KeepAlive => {
+                    let quiet = last_write.elapsed();
+                    if quiet >= idle {
+                        buf.put_slice(KEEPALIVE);
+                        keepalive = Box::pin(fast_sleep(idle));
+                    } else {
+                        keepalive = Box::pin(fast_sleep(idle - quiet));
+                    }
+                    None
+                }
+                Step::RunDeadline => {
+                    append_error(&mut buf, "upstream provider timeout", "api_error");
+                    Some(End::Cut("run_timeout"))
+                }
+                Step::Drain => {
+                    append_error(&mut buf, "Server is shutting down", "api_error");
+                    Some(End::Cut("drained"))
+                }
+            };
+            if let Some(end) = end {
+                break end;
             }
-            Step::ClientGone => return Err(gone("mid_stream")),
-            Step::KeepAlive => {
-                buf.put_slice(KEEPALIVE);
-                None
+            if !buf.is_empty() {
+                write(session, buf.split().freeze(), false).await?;
+                last_write = Instant::now();
             }
-            Step::RunDeadline => {
-                append_error(&mut buf, "upstream provider timeout", "api_error");
-                Some(End::Cut("run_timeout"))
-            }
-            Step::Drain => {
-                append_error(&mut buf, "Server is shutting down", "api_error");
-                Some(End::Cut("drained"))
-            }
-        };
-        if let Some(end) = end {
-            break end;
-        }
-        if !buf.is_empty() {
-            write(session, buf.split().freeze(), false).await?;
-            keepalive.as_mut().reset(Instant::now() + idle);
         }
     };
     if let Some(t) = e.first_token {
