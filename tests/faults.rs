@@ -86,7 +86,7 @@ async fn gateway_killed_under_concurrent_clients() {
         assert!(t.elapsed() < Duration::from_millis(500), "{:?}", t.elapsed());
     }
     ready_is(&bridge, false, Duration::from_secs(2)).await;
-    let m = bridge.metrics().await;
+    let m = bridge.metrics_when(idle).await;
     assert_eq!(gauge(&m, "clawbridge_chat_inflight_runs"), Some(0), "{m}");
     assert_eq!(gauge(&m, "clawbridge_chat_inflight_streams"), Some(0), "{m}");
     assert_eq!(gauge(&m, "clawbridge_gateway_connected"), Some(0), "{m}");
@@ -103,9 +103,14 @@ async fn gateway_killed_under_concurrent_clients() {
     let resp = post_chat(&bridge, &chat_body(true, "again")).await;
     assert_eq!(parse_sse(&resp.text().await.unwrap()).last(), Some(&Sse::Done));
     eventually("gateway run table empty", Duration::from_secs(2), || gw.runs_in_flight() == 0).await;
-    let m = bridge.metrics().await;
+    let m = bridge.metrics_when(idle).await;
     assert_eq!(gauge(&m, "clawbridge_chat_inflight_runs"), Some(0), "{m}");
     assert_eq!(gauge(&m, "clawbridge_chat_inflight_streams"), Some(0), "{m}");
+}
+
+/// No chat request in flight, by the gauges.
+fn idle(m: &str) -> bool {
+    gauge(m, "clawbridge_chat_inflight_runs") == Some(0) && gauge(m, "clawbridge_chat_inflight_streams") == Some(0)
 }
 
 /// A gateway that stops sending anything (no tick for two tick intervals)
@@ -147,7 +152,7 @@ async fn silent_gateway_is_replaced() {
     assert_eq!(status, 200);
     assert!(gw.received_methods().get("connect").copied().unwrap_or(0) >= 2, "the link was replaced");
     eventually("run table empty", Duration::from_secs(2), || gw.runs_in_flight() == 0).await;
-    let m = bridge.metrics().await;
+    let m = bridge.metrics_when(idle).await;
     assert_eq!(gauge(&m, "clawbridge_chat_inflight_runs"), Some(0), "{m}");
 }
 

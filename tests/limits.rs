@@ -250,7 +250,7 @@ async fn oversized_gateway_frame_drops_the_link() {
     bridge.wait_admin("/readyz", Duration::from_secs(5)).await;
     let r = post_chat(&bridge, &chat_body(false, "hi")).await;
     assert_eq!(r.status(), 200, "link replaced");
-    let m = bridge.metrics().await;
+    let m = bridge.metrics_when(|m| m.contains("clawbridge_chat_inflight_runs 0")).await;
     assert!(m.contains("clawbridge_gateway_frames_dropped_total{reason=\"malformed\"}"), "{m}");
     assert!(m.contains("clawbridge_chat_inflight_runs 0"), "{m}");
 }
@@ -306,7 +306,11 @@ async fn slow_reader_is_bounded_and_aborted() {
     // The gateway's final `res` repeats the whole 10 MiB text (one ~20 MiB
     // frame, under max_frame_bytes); nothing grows with the stalled stream.
     assert!(grew < 64 * 1024, "RSS grew by {grew} KiB for one stalled 10 MiB stream");
-    let m = bridge.metrics().await;
+    let m = bridge
+        .metrics_when(|m| {
+            m.contains("clawbridge_chat_inflight_streams 0") && m.contains("clawbridge_chat_inflight_runs 0")
+        })
+        .await;
     assert!(m.contains("clawbridge_chat_inflight_streams 0"), "{m}");
     assert!(m.contains("clawbridge_chat_inflight_runs 0"), "{m}");
     drop(c);

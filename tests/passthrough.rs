@@ -130,14 +130,7 @@ async fn admin_listener() {
         "clawbridge_chat_time_to_first_token_seconds_count{agent=\"main\",stream=\"true\"} 1",
         "clawbridge_build_info{version=",
     ];
-    let mut m = bridge.metrics().await;
-    for _ in 0..100 {
-        if needles.iter().all(|n| m.contains(n)) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        m = bridge.metrics().await;
-    }
+    let m = bridge.metrics_when(|m| needles.iter().all(|n| m.contains(n))).await;
     for needle in needles {
         assert!(m.contains(needle), "missing {needle} in\n{m}");
     }

@@ -164,6 +164,21 @@ impl Bridge {
     pub async fn metrics(&self) -> String {
         client().get(self.admin_url("/metrics")).send().await.unwrap().text().await.unwrap()
     }
+
+    /// `/metrics` once `settled` holds, or after 2 s (the caller asserts).
+    /// Request metrics and in-flight gauges change after the last byte of a
+    /// response is written, so a client that has its response can be
+    /// a moment ahead of them.
+    pub async fn metrics_when(&self, settled: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let m = self.metrics().await;
+            if settled(&m) || start.elapsed() > Duration::from_secs(2) {
+                return m;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 impl Drop for Bridge {
