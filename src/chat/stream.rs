@@ -184,24 +184,24 @@ pub async fn stream(
     let mut buf = BytesMut::new();
     e.enc.put_role(&mut buf);
     // Events the link has already queued leave with the role chunk.
-    let first = e.take_queued(&mut run.events, &mut buf, None);
-    if first.is_none() {
-        write(session, buf.split().freeze(), false).await?;
-    }
-    let idle =
-        if svc.limits.sse_keepalive.is_zero() { Duration::from_secs(86_400 * 365) } else { svc.limits.sse_keepalive };
-    // Pingora's coarse timers (10 ms, a clock thread) rather than tokio's: a
-    // tokio timer earlier than the runtime's next wake-up makes tokio write
-    // its eventfd to re-arm the poll, one syscall and a spurious wake-up per
-    // request. Keep-alive is re-armed lazily from the time of the last write.
-    let mut last_write = Instant::now();
-    let mut keepalive = Box::pin(fast_sleep(idle));
-    let run_deadline = fast_sleep(svc.limits.run_timeout);
-    let drain = svc.drain.deadline_passed();
-    tokio::pin!(run_deadline, drain);
-    let end = if let Some(end) = first {
+    let end = if let Some(end) = e.take_queued(&mut run.events, &mut buf, None) {
         end
     } else {
+        write(session, buf.split().freeze(), false).await?;
+        let idle = if svc.limits.sse_keepalive.is_zero() {
+            Duration::from_secs(86_400 * 365)
+        } else {
+            svc.limits.sse_keepalive
+        };
+        // Pingora's coarse timers (10 ms, a clock thread) rather than tokio's: a
+        // tokio timer earlier than the runtime's next wake-up makes tokio write
+        // its eventfd to re-arm the poll, one syscall and a spurious wake-up per
+        // request. Keep-alive is re-armed lazily from the time of the last write.
+        let mut last_write = Instant::now();
+        let mut keepalive = Box::pin(fast_sleep(idle));
+        let run_deadline = fast_sleep(svc.limits.run_timeout);
+        let drain = svc.drain.deadline_passed();
+        tokio::pin!(run_deadline, drain);
         loop {
             let step = tokio::select! {
                 biased;

@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use crate::config::LogFormat;
 use batch::BatchLog;
 
-static LOG: OnceLock<&'static BatchLog> = OnceLock::new();
+static LOG: OnceLock<BatchLog> = OnceLock::new();
 static FLUSHER: Mutex<Option<JoinHandle<()>>> = Mutex::new(None);
 
 /// Installs the subscriber. Filter: `CLAWBRIDGE_LOG` (tracing syntax), default `info`.
@@ -26,7 +26,7 @@ pub fn init(format: LogFormat) {
         filter = filter.add_directive(format!("{target}=info").parse().expect("static directive"));
     }
     let ansi = std::io::stderr().is_terminal();
-    let log: &'static BatchLog = LOG.get_or_init(|| Box::leak(Box::default()));
+    let log: &'static BatchLog = LOG.get_or_init(BatchLog::default);
     let flusher = std::thread::Builder::new()
         .name("log writer".into())
         .spawn(move || log.run(&mut std::io::stderr()))
