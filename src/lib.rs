@@ -24,6 +24,7 @@ pub mod auth;
 pub mod chat;
 pub mod colocated;
 pub mod config;
+pub mod detach;
 pub mod drain;
 pub mod error;
 pub mod gateway;

@@ -1,12 +1,14 @@
 //! `Clawbridge`, the `ProxyHttp` implementation: a dispatcher. The chat
-//! route (when enabled) is answered locally by `chat::serve`; every other
-//! request, WebSocket upgrades included, goes to the gateway unchanged.
+//! route (when enabled) is answered locally by `chat::serve`, on a detached
+//! task (`detach`); every other request, WebSocket upgrades included, goes
+//! to the gateway unchanged.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
 use pingora::prelude::HttpPeer;
+use pingora::protocols::http::ServerSession;
 use pingora::proxy::{ProxyHttp, Session};
 use pingora::Result;
 
@@ -19,11 +21,14 @@ pub struct Clawbridge {
     /// `None` when the endpoint is disabled: the route is passed through.
     pub chat: Option<Arc<ChatService>>,
     pub upstream: crate::upstream::Upstream,
+    pub detacher: Arc<crate::detach::Detacher>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
     Chat,
+    /// A chat request served on its own task: it logs itself.
+    Detached,
     Http,
     WebSocket,
 }
@@ -53,8 +58,19 @@ impl ProxyHttp for Clawbridge {
         }
         match &self.chat {
             Some(svc) if session.req_header().uri.path() == chat::PATH => {
-                ctx.route = Route::Chat;
-                chat::serve(svc, session, &mut ctx.chat).await;
+                match self.detacher.take(session) {
+                    // Pingora finishes the inert session left behind and ends
+                    // its request task; the new task owns the connection.
+                    Some(detached) => {
+                        ctx.route = Route::Detached;
+                        let log = std::mem::take(&mut ctx.chat);
+                        tokio::spawn(serve_detached(svc.clone(), detached, log, ctx.started, self.drain.track()));
+                    }
+                    None => {
+                        ctx.route = Route::Chat;
+                        chat::serve(svc, session, &mut ctx.chat).await;
+                    }
+                }
                 Ok(true)
             }
             _ => Ok(false),
@@ -68,35 +84,14 @@ impl ProxyHttp for Clawbridge {
 
     /// Runs last: one access-log line and the request metrics.
     async fn logging(&self, session: &mut Session, error: Option<&pingora::Error>, ctx: &mut Ctx) {
-        let status = session.response_written().map(|r| r.status.as_u16()).unwrap_or(0);
-        let method = session.req_header().method.clone();
-        let method = method.as_str();
-        let elapsed = ctx.started.elapsed();
         match ctx.route {
-            Route::Chat => {
-                let log = &ctx.chat;
-                let status = if log.status != 0 { log.status } else { status };
-                let stream = if log.stream { "true" } else { "false" };
-                let agent = log.agent.as_deref().unwrap_or("-");
-                metrics::CHAT_REQUESTS
-                    .with_label_values(&[log.outcome, metrics::status_class(status), agent, stream])
-                    .inc();
-                metrics::CHAT_DURATION.with_label_values(&[log.outcome, stream]).observe(elapsed.as_secs_f64());
-                tracing::info!(
-                    target: "access",
-                    method,
-                    route = "chat",
-                    status,
-                    duration_ms = elapsed.as_secs_f64() * 1e3,
-                    agent,
-                    outcome = log.outcome,
-                    stream = log.stream,
-                    run_id = log.run_id.as_deref().unwrap_or("-"),
-                    bytes_in = log.body_bytes,
-                    bytes_out = session.body_bytes_sent(),
-                );
-            }
+            // The session left here is the inert one.
+            Route::Detached => {}
+            Route::Chat => log_chat(session, &ctx.chat, ctx.started),
             Route::Http | Route::WebSocket => {
+                let status = session.response_written().map(|r| r.status.as_u16()).unwrap_or(0);
+                let method = session.req_header().method.as_str();
+                let elapsed = ctx.started.elapsed();
                 let kind = if ctx.route == Route::WebSocket { "websocket" } else { "http" };
                 let class = if status == 0 { "error" } else { metrics::status_class(status) };
                 metrics::PASSTHROUGH.with_label_values(&[kind, class]).inc();
@@ -112,4 +107,47 @@ impl ProxyHttp for Clawbridge {
             }
         }
     }
+}
+
+/// Serves a detached chat request, logs it, then serves the connection's
+/// next requests.
+async fn serve_detached(
+    svc: Arc<ChatService>,
+    mut detached: crate::detach::Detached,
+    mut log: ChatLog,
+    started: Instant,
+    inflight: crate::drain::InFlight,
+) {
+    chat::serve(&svc, &mut detached.session, &mut log).await;
+    log_chat(&detached.session, &log, started);
+    drop(inflight);
+    // Boxed: finishing a session is a ~4 KiB future, which would otherwise
+    // take room in every open stream's task.
+    Box::pin(detached.resume()).await;
+}
+
+/// One access-log line and the request metrics of a chat request.
+fn log_chat(session: &ServerSession, log: &ChatLog, started: Instant) {
+    let elapsed = started.elapsed();
+    let status = match log.status {
+        0 => session.response_written().map(|r| r.status.as_u16()).unwrap_or(0),
+        s => s,
+    };
+    let stream = if log.stream { "true" } else { "false" };
+    let agent = log.agent.as_deref().unwrap_or("-");
+    metrics::CHAT_REQUESTS.with_label_values(&[log.outcome, metrics::status_class(status), agent, stream]).inc();
+    metrics::CHAT_DURATION.with_label_values(&[log.outcome, stream]).observe(elapsed.as_secs_f64());
+    tracing::info!(
+        target: "access",
+        method = session.req_header().method.as_str(),
+        route = "chat",
+        status,
+        duration_ms = elapsed.as_secs_f64() * 1e3,
+        agent,
+        outcome = log.outcome,
+        stream = log.stream,
+        run_id = log.run_id.as_deref().unwrap_or("-"),
+        bytes_in = log.body_bytes,
+        bytes_out = session.body_bytes_sent(),
+    );
 }

@@ -18,6 +18,7 @@ use crate::admin::Admin;
 use crate::auth::Authenticator;
 use crate::chat::ChatService;
 use crate::config::{AuthMode, Config};
+use crate::detach::{Detacher, Shared};
 use crate::drain::Drain;
 use crate::gateway::{self, frames::SecretKind, Driver, GatewaySettings};
 use crate::proxy::Clawbridge;
@@ -66,10 +67,17 @@ pub fn build(cfg: &Config) -> Result<Server, Box<pingora::Error>> {
         (None, None)
     };
 
-    let mut proxy = pingora::proxy::http_proxy_service(
+    let detacher = Arc::new(Detacher::default());
+    let app = pingora::proxy::http_proxy(
         &server.configuration,
-        Clawbridge { drain: drain.clone(), chat, upstream: crate::upstream::Upstream::new(&cfg.upstream) },
+        Clawbridge {
+            drain: drain.clone(),
+            chat,
+            upstream: crate::upstream::Upstream::new(&cfg.upstream),
+            detacher: detacher.clone(),
+        },
     );
+    let mut proxy = Service::new("Pingora HTTP Proxy Service".to_string(), Shared::new(app, detacher));
     // No L4 read buffer on client connections: Pingora's default is 64 KiB
     // per connection, which only pays off under TLS. The HTTP layer reads
     // into its own buffer, so this saves ~9 KiB of RSS per open stream

@@ -100,6 +100,64 @@ async fn the_link_serves_streams_with_one_or_several_proxy_threads() {
     }
 }
 
+/// A chat request is served off Pingora's request task and the connection
+/// handed back afterwards: one keep-alive connection carries streams, whole
+/// completions, errors and passthrough requests in turn, then closes when
+/// the client asks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_connection_carries_every_kind_of_request_in_turn() {
+    let gw = gateway().await;
+    gw.set(|b| b.reply = Some(vec!["Hel".into(), "lo".into()]));
+    let bridge = BridgeOpts::new(gw.addr()).start().await;
+    let mut conn = raw::RawConn::connect(bridge.addr).await.unwrap();
+    let chat = |stream: bool, token: &str| {
+        let body = json!({"model": "openclaw", "stream": stream, "messages": [{"role": "user", "content": "hi"}]});
+        let body = body.to_string();
+        format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    };
+    let get = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n".to_vec();
+    let steps: [(&str, Vec<u8>, u16); 6] = [
+        ("stream", chat(true, TOKEN), 200),
+        ("passthrough", get.clone(), 200),
+        ("json", chat(false, TOKEN), 200),
+        ("wrong token", chat(true, "nope"), 401),
+        ("stream again", chat(true, TOKEN), 200),
+        ("passthrough again", get, 200),
+    ];
+    for (what, bytes, status) in steps {
+        let r =
+            conn.send_and_read(bytes, false, Duration::from_secs(10)).await.unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(r.status, status, "{what}: {:?}", r.text());
+        assert!(!r.closed, "{what}: the connection must stay open");
+        match what {
+            "stream" | "stream again" => {
+                let events = parse_sse(&r.text());
+                assert_eq!(content_of(&events), "Hello", "{what}");
+                assert_eq!(events.last(), Some(&Sse::Done), "{what}");
+            }
+            "json" => {
+                let v: Value = serde_json::from_slice(&r.body).unwrap();
+                assert_eq!(v["choices"][0]["message"]["content"], "Hello");
+            }
+            _ => {}
+        }
+    }
+    let mut last = chat(false, TOKEN);
+    let at = last.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    last.splice(at..at, b"\r\nConnection: close".iter().copied());
+    let r = conn.send_and_read(last, false, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(r.status, 200, "{:?}", r.text());
+    assert!(conn.closed_within(Duration::from_secs(5)).await, "closed after `Connection: close`");
+    let logs = bridge.logs();
+    let chat_lines = logs.lines().filter(|l| l.contains("route=\"chat\"")).count();
+    assert_eq!(chat_lines, 5, "one access line per chat request:\n{logs}");
+}
+
 /// Every assistant event form the gateway uses ends in the same text.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_assistant_event_form_streams_the_same_text() {

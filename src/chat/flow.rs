@@ -3,7 +3,7 @@
 //! events, the client going away, the run deadline and the drain deadline.
 //! The SSE loop is `stream.rs`; both share the helpers at the end.
 
-use pingora::proxy::Session;
+use pingora::protocols::http::ServerSession as Session;
 use pingora::time::fast_timeout::fast_sleep;
 
 use super::assistant_text::NO_RESPONSE;
@@ -32,7 +32,7 @@ pub async fn await_accept(svc: &ChatService, session: &mut Session, run: &mut Ru
     loop {
         let step = tokio::select! {
             ev = run.events.recv() => Step::Event(ev),
-            _ = session.as_downstream_mut().read_body_or_idle(true) => Step::ClientGone,
+            _ = session.read_body_or_idle(true) => Step::ClientGone,
             _ = &mut deadline => Step::RunDeadline,
         };
         match step {
@@ -104,7 +104,7 @@ pub async fn collect(
         let step = tokio::select! {
             biased;
             ev = run.events.recv() => Step::Event(ev),
-            _ = session.as_downstream_mut().read_body_or_idle(true) => Step::ClientGone,
+            _ = session.read_body_or_idle(true) => Step::ClientGone,
             _ = &mut run_deadline => Step::RunDeadline,
             _ = &mut drain => Step::Drain,
         };

@@ -4,7 +4,7 @@
 
 use bytes::{Bytes, BytesMut};
 use pingora::http::ResponseHeader;
-use pingora::proxy::Session;
+use pingora::protocols::http::ServerSession as Session;
 use std::time::Duration;
 
 use crate::error::ChatError;
@@ -63,13 +63,13 @@ fn header(status: u16, content_type: &str) -> Box<ResponseHeader> {
 
 /// A complete, non-streamed response. Pingora adds `Date` and `Connection`.
 async fn write_whole(session: &mut Session, mut h: Box<ResponseHeader>, body: Bytes) -> pingora::Result<()> {
-    if session.as_downstream().get_keepalive().is_some() {
+    if session.get_keepalive().is_some() {
         session.set_keepalive(Some(KEEPALIVE_SECS));
         h.insert_header("Keep-Alive", "timeout=5").expect("static header");
     }
     h.insert_header("Content-Length", body.len().to_string()).expect("number header");
-    session.write_response_header(h, false).await?;
-    session.write_response_body(Some(body), true).await
+    session.write_response_header(h).await?;
+    session.write_response_body(body, true).await
 }
 
 /// Writes `err` as a complete response. An unread request body is drained
@@ -117,5 +117,5 @@ pub async fn write_sse_header(session: &mut Session) -> pingora::Result<()> {
     let mut h = header(200, "text/event-stream; charset=utf-8");
     h.insert_header("Cache-Control", "no-cache").expect("static header");
     h.insert_header("Transfer-Encoding", "chunked").expect("static header");
-    session.write_response_header(h, false).await
+    session.write_response_header(h).await
 }

@@ -20,7 +20,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use pingora::proxy::Session;
+use pingora::protocols::http::ServerSession as Session;
 use tokio::sync::Semaphore;
 
 use crate::auth::Authenticator;
@@ -97,7 +97,7 @@ pub async fn serve(svc: &ChatService, session: &mut Session, log: &mut ChatLog) 
 }
 
 async fn handle(svc: &ChatService, session: &mut Session, log: &mut ChatLog) -> Result<(), ChatError> {
-    session.as_downstream_mut().set_write_timeout(Some(svc.limits.write_timeout));
+    session.set_write_timeout(Some(svc.limits.write_timeout));
     let req = session.req_header();
     if req.method != http::Method::POST {
         return Err(ChatError::MethodNotAllowed);
@@ -109,11 +109,13 @@ async fn handle(svc: &ChatService, session: &mut Session, log: &mut ChatLog) -> 
     authenticate(svc, session, client).await?;
     let body = io::read_body(session, svc.limits.max_body_bytes, svc.limits.body_timeout).await?;
     log.body_bytes = body.len();
-    let value = request::decode(&body)?;
-    let header_text = HeaderText::read(session);
-    let headers = header_text.route();
-    let turn = request::validate(&value, headers)?;
-    drop(value);
+    // The body, its JSON and the header copies are dropped here, not kept
+    // for the life of a stream.
+    let mut turn = {
+        let value = request::decode(&body)?;
+        drop(body);
+        request::validate(&value, HeaderText::read(session).route())?
+    };
     log.stream = turn.stream;
     if svc.drain.is_draining() {
         return Err(ChatError::ShuttingDown);
@@ -124,6 +126,8 @@ async fn handle(svc: &ChatService, session: &mut Session, log: &mut ChatLog) -> 
     };
     let _permit = svc.runs.try_acquire().map_err(|_| ChatError::Overloaded)?;
     let mut run = start_run(svc, &turn, &default_agent).await?;
+    // The folded prompt can be the whole conversation; the run has it now.
+    drop(std::mem::take(&mut turn.prompt));
     log.run_id = Some(run.id.clone());
     log.agent = Some(run.agent.clone());
     crate::metrics::INFLIGHT_RUNS.inc();

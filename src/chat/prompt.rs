@@ -12,7 +12,7 @@ pub const CURRENT_MARKER: &str = "[Current message - respond to this]";
 const STREAM_ERROR_PLACEHOLDER: &str = "[assistant turn failed before producing content]";
 
 /// The folded prompt. `message` may be empty: the caller answers 400.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Prompt {
     pub message: String,
     pub extra_system_prompt: Option<String>,

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use pingora::proxy::Session;
+use pingora::protocols::http::ServerSession as Session;
 use pingora::time::fast_timeout::fast_sleep;
 use tokio::time::Instant;
 
@@ -206,7 +206,7 @@ pub async fn stream(
             let step = tokio::select! {
                 biased;
                 ev = run.events.recv() => Step::Event(ev),
-                _ = session.as_downstream_mut().read_body_or_idle(true) => Step::ClientGone,
+                _ = session.read_body_or_idle(true) => Step::ClientGone,
                 _ = &mut keepalive => Step::KeepAlive,
                 _ = &mut run_deadline => Step::RunDeadline,
                 _ = &mut drain => Step::Drain,
@@ -272,7 +272,7 @@ pub async fn stream(
 
 /// One body write; a failed write means the client is gone.
 async fn write(session: &mut Session, bytes: Bytes, end: bool) -> Result<(), ChatError> {
-    session.write_response_body(Some(bytes), end).await.map_err(|_| gone("mid_stream"))
+    session.write_response_body(bytes, end).await.map_err(|_| gone("mid_stream"))
 }
 
 /// Counts the tokens of a stream that ended before its final `res`.
