@@ -134,6 +134,9 @@ async fn one_connection_carries_every_kind_of_request_in_turn() {
             conn.send_and_read(bytes, false, Duration::from_secs(10)).await.unwrap_or_else(|e| panic!("{what}: {e}"));
         assert_eq!(r.status, status, "{what}: {:?}", r.text());
         assert!(!r.closed, "{what}: the connection must stay open");
+        assert_eq!(r.header("connection"), Some("keep-alive"), "{what}");
+        let date = r.header("date").unwrap_or_default();
+        assert!(date.ends_with(" GMT") && date.len() == 29, "{what}: Pingora's date, not a placeholder: {date:?}");
         match what {
             "stream" | "stream again" => {
                 let events = parse_sse(&r.text());

@@ -187,7 +187,8 @@ pub async fn stream(
     let end = if let Some(end) = e.take_queued(&mut run.events, &mut buf, None) {
         end
     } else {
-        write(session, buf.split().freeze(), false).await?;
+        // `take`, not `split`: an idle stream then holds no buffer at all.
+        write(session, std::mem::take(&mut buf).freeze(), false).await?;
         let idle = if svc.limits.sse_keepalive.is_zero() {
             Duration::from_secs(86_400 * 365)
         } else {
@@ -245,7 +246,7 @@ pub async fn stream(
                 break end;
             }
             if !buf.is_empty() {
-                write(session, buf.split().freeze(), false).await?;
+                write(session, std::mem::take(&mut buf).freeze(), false).await?;
                 last_write = Instant::now();
             }
         }

@@ -2,17 +2,22 @@
 //! its request: unbounded in count, so a burst of small deltas never cuts a
 //! client that is reading, but bounded in bytes, so a client that stops
 //! reading cannot make the shared link buffer without limit.
+//!
+//! `futures-channel`'s unbounded queue, not tokio's: it allocates per
+//! event, but an idle channel is ~0.1 KiB where tokio's is ~1.3 KiB, and a
+//! channel lives as long as its stream.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
+use futures_channel::mpsc;
+use futures_util::StreamExt;
 
 use super::RunEvent;
 
 /// Creates a channel that holds at most `limit_bytes` of queued events.
 pub fn channel(limit_bytes: usize) -> (RunSender, RunEvents) {
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (tx, rx) = mpsc::unbounded();
     let queued = Arc::new(AtomicUsize::new(0));
     (RunSender { tx, queued: queued.clone(), limit: limit_bytes }, RunEvents { rx, queued })
 }
@@ -40,7 +45,7 @@ impl RunSender {
             return Err(SendError::OverLimit);
         }
         self.queued.fetch_add(w, Ordering::AcqRel);
-        self.tx.send(event).map_err(|_| SendError::Closed)
+        self.tx.unbounded_send(event).map_err(|_| SendError::Closed)
     }
 }
 
@@ -57,7 +62,7 @@ impl RunEvents {
     }
 
     pub async fn recv(&mut self) -> Option<RunEvent> {
-        let ev = self.rx.recv().await;
+        let ev = self.rx.next().await;
         self.account(ev)
     }
 
