@@ -7,8 +7,9 @@
 use clawbridge::chat::assistant_text::StreamText;
 use clawbridge::chat::prompt::{fold, js_trim};
 use clawbridge::chat::request::{decode, validate, RouteHeaders};
-use clawbridge::gateway::frames::{AgentEvent, AgentResPayload, HelloOk, InFrame};
-use clawbridge::gateway::{AssistantData, LifecycleData};
+use clawbridge::gateway::decode::{self as frame_decode, AgentData, Payload};
+use clawbridge::gateway::frames::{AgentResPayload, HelloOk, InFrame};
+use clawbridge::gateway::AssistantData;
 use serde_json::Value;
 
 /// The request parser: `<agent>|<session>|<model>|<channel>\n<body>`.
@@ -57,26 +58,34 @@ pub fn prompt_fold(data: &[u8]) {
     let _ = js_trim(&p.message);
 }
 
-/// The gateway frame decoder as the connection task runs it.
+/// The gateway frame decoders as the connection task runs them: the
+/// handshake's `InFrame` + `HelloOk`, and the routing decoder (for a run
+/// of ours and another client's) with the `res` payload it leaves raw.
 pub fn gateway_frames(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let Ok(frame) = serde_json::from_str::<InFrame>(text) else {
-        return;
-    };
-    let payload = frame.payload.map(|p| p.get()).unwrap_or("null");
-    let _ = serde_json::from_str::<HelloOk>(payload);
-    if let Ok(res) = serde_json::from_str::<AgentResPayload>(payload) {
-        if let Some(meta) = res.result.and_then(|r| r.meta) {
-            let _ = meta.agent_meta.and_then(|a| a.usage());
-        }
+    if let Ok(frame) = serde_json::from_str::<InFrame>(text) {
+        let _ = serde_json::from_str::<HelloOk>(frame.payload.map(|p| p.get()).unwrap_or("null"));
     }
-    if let Ok(ev) = serde_json::from_str::<AgentEvent>(payload) {
-        let data = ev.data.map(|d| d.get()).unwrap_or("{}");
-        let _ = serde_json::from_str::<AssistantData>(data);
-        let _ = serde_json::from_str::<LifecycleData>(data);
-        let _ = ev.run_id.len() + ev.stream.len();
+    for ours in [true, false] {
+        let Ok(frame) = frame_decode::decode(text, &|_| ours) else {
+            continue;
+        };
+        match frame.payload {
+            Payload::Raw(p) => {
+                if let Ok(res) = serde_json::from_str::<AgentResPayload>(p.get()) {
+                    if let Some(meta) = res.result.and_then(|r| r.meta) {
+                        let _ = meta.agent_meta.and_then(|a| a.usage());
+                    }
+                }
+            }
+            Payload::Agent(ev) => {
+                assert!(ours || ev.data == AgentData::Other, "another run's data is never decoded");
+                let _ = ev.run_id.len();
+            }
+            Payload::None => {}
+        }
     }
 }
 

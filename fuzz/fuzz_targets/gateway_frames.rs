@@ -1,6 +1,6 @@
-//! The gateway frame decoder as the connection task runs it: `InFrame`,
-//! then by kind `AgentEvent` -> `AssistantData` / `LifecycleData`, or
-//! `AgentResPayload` (with usage), and `HelloOk`.
+//! The gateway frame decoders as the connection task runs them: the
+//! handshake's `InFrame` + `HelloOk`, and the one-pass routing decoder
+//! (`AssistantData` / `LifecycleData` in place, `AgentResPayload` after).
 #![no_main]
 
 #[path = "../harness.rs"]

@@ -14,7 +14,8 @@ use tokio::time::{sleep, timeout, Instant};
 use tokio_tungstenite::tungstenite::{self, protocol::WebSocketConfig, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use super::frames::{self, AgentEvent, AgentResPayload, AssistantData, HelloOk, InFrame, LifecycleData};
+use super::decode::{self, AgentData, Payload};
+use super::frames::{self, AgentResPayload, HelloOk, InFrame};
 use super::run_events::{RunSender, SendError};
 use super::{Command, Finish, Gateway, GatewaySettings, LinkState, RunEvent};
 use crate::metrics;
@@ -258,7 +259,9 @@ async fn serve(
 /// normal (the gateway broadcasts every run to every operator) and ignored.
 fn on_frame(text: &str, runs: &mut HashMap<Arc<str>, Slot>) {
     metrics::GATEWAY_FRAMES.inc();
-    let frame: InFrame = match serde_json::from_str(text) {
+    // One pass: another client's run (the gateway broadcasts all of them)
+    // has its `data` skipped, not decoded.
+    let frame = match decode::decode(text, &|run| runs.contains_key(run)) {
         Ok(f) => f,
         Err(e) => {
             metrics::GATEWAY_FRAMES_DROPPED.with_label_values(&["malformed"]).inc();
@@ -266,36 +269,26 @@ fn on_frame(text: &str, runs: &mut HashMap<Arc<str>, Slot>) {
             return;
         }
     };
-    match (frame.kind, frame.event) {
-        ("event", Some("agent")) => {
-            let Some(payload) = frame.payload else { return };
-            let Ok(ev) = serde_json::from_str::<AgentEvent>(payload.get()) else {
-                metrics::GATEWAY_FRAMES_DROPPED.with_label_values(&["malformed"]).inc();
-                return;
-            };
-            if !runs.contains_key(ev.run_id.as_ref()) {
-                return; // another client's run: the gateway broadcasts all of them
-            }
-            let data = ev.data.map(|d| d.get()).unwrap_or("{}");
-            let event = match ev.stream {
-                "assistant" => match serde_json::from_str::<Box<AssistantData>>(data) {
-                    Ok(d) => RunEvent::Assistant(d),
-                    Err(_) => return,
-                },
-                "lifecycle" => match serde_json::from_str::<Box<LifecycleData>>(data) {
-                    Ok(d) if matches!(d.phase.as_str(), "end" | "error" | "finishing") => RunEvent::Lifecycle(d),
-                    _ => return,
-                },
+    match (frame.kind.as_ref(), frame.payload) {
+        ("event", Payload::Agent(ev)) => {
+            let event = match ev.data {
+                AgentData::Assistant(d) => RunEvent::Assistant(d),
+                AgentData::Lifecycle(d) if matches!(d.phase.as_str(), "end" | "error" | "finishing") => {
+                    RunEvent::Lifecycle(d)
+                }
                 _ => return,
             };
-            deliver(runs, ev.run_id.as_ref(), event);
+            deliver(runs, &ev.run_id, event);
         }
-        ("res", _) => {
+        ("res", payload) => {
             let Some(id) = frame.id.as_deref() else {
                 return;
             };
             let Some(slot) = runs.get_mut(id) else { return };
-            let payload: Option<AgentResPayload> = frame.payload.and_then(|p| serde_json::from_str(p.get()).ok());
+            let payload: Option<AgentResPayload> = match payload {
+                Payload::Raw(p) => serde_json::from_str(p.get()).ok(),
+                _ => None,
+            };
             let status = payload.as_ref().map(|p| p.status.as_str()).unwrap_or("");
             if frame.ok == Some(true) && !slot.accepted && (status == "accepted" || status == "in_flight") {
                 slot.accepted = true;

@@ -333,19 +333,31 @@ pub struct RunUsage {
     pub total: u64,
 }
 
+/// The first frame of a capture (`tests/fixtures/ws-*.jsonl`) that `pred`
+/// accepts, as the gateway wrote it (key order kept).
+#[cfg(test)]
+pub(crate) fn captured_text(file: &str, pred: impl Fn(&serde_json::Value) -> bool) -> String {
+    #[derive(Deserialize)]
+    struct Line<'a> {
+        #[serde(borrow)]
+        frame: Option<&'a RawValue>,
+    }
+    let path = format!("{}/tests/fixtures/{file}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Line>(l).ok()?.frame)
+        .find(|f| serde_json::from_str::<serde_json::Value>(f.get()).is_ok_and(|v| pred(&v)))
+        .map(|f| f.get().to_string())
+        .unwrap_or_else(|| panic!("no matching frame in {file}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::{json, Value};
 
     fn captured(file: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        let path = format!("{}/tests/fixtures/{file}", env!("CARGO_MANIFEST_DIR"));
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        text.lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter_map(|l| l.get("frame").cloned())
-            .find(|f| pred(f))
-            .unwrap_or_else(|| panic!("no matching frame in {file}"))
+        serde_json::from_str(&captured_text(file, pred)).unwrap()
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! types that cross the channel.
 
 mod connection;
+pub mod decode;
 pub mod frames;
 mod run_events;
 
