@@ -138,7 +138,8 @@ fn request<P: Serialize>(id: &str, method: &str, params: &P) -> String {
         .expect("request frames contain only strings and numbers")
 }
 
-/// Any incoming frame, decoded shallowly; payloads stay raw until needed.
+/// A frame decoded shallowly (the handshake); payloads stay raw until needed.
+/// The link routes frames with `decode::decode`.
 #[derive(Debug, Deserialize)]
 pub struct InFrame<'a> {
     #[serde(rename = "type", borrow)]
@@ -203,17 +204,6 @@ pub struct Snapshot {
 pub struct SessionDefaults {
     #[serde(rename = "defaultAgentId", default)]
     pub default_agent_id: Option<String>,
-}
-
-/// Payload of an `agent` event: `{runId, stream, data, seq, ts, ...}`.
-#[derive(Debug, Deserialize)]
-pub struct AgentEvent<'a> {
-    #[serde(rename = "runId", borrow)]
-    pub run_id: std::borrow::Cow<'a, str>,
-    #[serde(borrow, default)]
-    pub stream: &'a str,
-    #[serde(borrow, default)]
-    pub data: Option<&'a RawValue>,
 }
 
 /// `data` of an `assistant` stream event. `delta` is incremental, `text` the
@@ -426,23 +416,9 @@ mod tests {
         assert_eq!(d.default_agent_id.as_deref(), Some("main"));
     }
 
+    // `agent` events are decoded by `decode.rs`, and tested there.
     #[test]
-    fn decodes_captured_assistant_event_and_final_res() {
-        let f = captured("ws-agent-run.jsonl", |f| {
-            f["event"] == "agent"
-                && f["payload"]["stream"] == "assistant"
-                && f["payload"]["data"]["delta"] == ", world!"
-        });
-        let s = f.to_string();
-        let frame: InFrame = serde_json::from_str(&s).unwrap();
-        assert_eq!(frame.event, Some("agent"));
-        let ev: AgentEvent = serde_json::from_str(frame.payload.unwrap().get()).unwrap();
-        assert_eq!(ev.run_id, "idem-f7bfd0a7007b4a198aa0ac02f8bd7908");
-        assert_eq!(ev.stream, "assistant");
-        let data: AssistantData = serde_json::from_str(ev.data.unwrap().get()).unwrap();
-        assert_eq!(data.text.as_deref(), Some("Hello, world!"));
-        assert_eq!(data.delta.as_deref(), Some(", world!"));
-
+    fn decodes_captured_final_res() {
         let f = captured("ws-agent-run.jsonl", |f| f["type"] == "res" && f["payload"]["status"] == "ok");
         let s = f.to_string();
         let frame: InFrame = serde_json::from_str(&s).unwrap();
@@ -461,16 +437,6 @@ mod tests {
         assert_eq!(frame.error.as_ref().unwrap().code, "UNAVAILABLE");
         let p: AgentResPayload = serde_json::from_str(frame.payload.unwrap().get()).unwrap();
         assert_eq!(p.status, "error");
-
-        let f = captured("ws-agent-upstream-400.jsonl", |f| {
-            f["event"] == "agent" && f["payload"]["data"]["phase"] == "error"
-        });
-        let s = f.to_string();
-        let frame: InFrame = serde_json::from_str(&s).unwrap();
-        let ev: AgentEvent = serde_json::from_str(frame.payload.unwrap().get()).unwrap();
-        let d: LifecycleData = serde_json::from_str(ev.data.unwrap().get()).unwrap();
-        assert_eq!(d.phase, "error");
-        assert_eq!(d.error_observation.unwrap().failover_reason.as_deref(), Some("format"));
 
         let f = captured("ws-agent-unknown-agent.jsonl", |f| f["type"] == "res" && f["ok"] == false);
         let s = f.to_string();
