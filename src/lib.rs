@@ -5,7 +5,8 @@
 //!
 //! # Layout
 //! - [`config`]: clawbridge's YAML and env, and the gateway's JSON5 file.
-//! - [`proxy`]: the `ProxyHttp` dispatcher; [`server`] assembles the services
+//! - [`proxy`]: the `ProxyHttp` dispatcher; [`detach`] serves chat requests
+//!   off Pingora's request task; [`server`] assembles the services
 //!   ([`colocated`] runs the gateway link on a one-thread proxy runtime).
 //! - [`chat`]: the chat route (validation, prompt folding, SSE/JSON output).
 //! - [`gateway`]: the multiplexed WebSocket client and its wire frames.

@@ -110,16 +110,7 @@ async fn one_connection_carries_every_kind_of_request_in_turn() {
     gw.set(|b| b.reply = Some(vec!["Hel".into(), "lo".into()]));
     let bridge = BridgeOpts::new(gw.addr()).start().await;
     let mut conn = raw::RawConn::connect(bridge.addr).await.unwrap();
-    let chat = |stream: bool, token: &str| {
-        let body = json!({"model": "openclaw", "stream": stream, "messages": [{"role": "user", "content": "hi"}]});
-        let body = body.to_string();
-        format!(
-            "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .into_bytes()
-    };
+    let chat = |stream: bool, token: &str| raw::chat_request(token, &chat_body(stream, "hi"), "");
     let get = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n".to_vec();
     let steps: [(&str, Vec<u8>, u16); 6] = [
         ("stream", chat(true, TOKEN), 200),
@@ -150,9 +141,7 @@ async fn one_connection_carries_every_kind_of_request_in_turn() {
             _ => {}
         }
     }
-    let mut last = chat(false, TOKEN);
-    let at = last.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    last.splice(at..at, b"\r\nConnection: close".iter().copied());
+    let last = raw::chat_request(TOKEN, &chat_body(false, "hi"), "Connection: close\r\n");
     let r = conn.send_and_read(last, false, Duration::from_secs(10)).await.unwrap();
     assert_eq!(r.status, 200, "{:?}", r.text());
     assert!(conn.closed_within(Duration::from_secs(5)).await, "closed after `Connection: close`");

@@ -216,9 +216,14 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// A well-formed non-stream chat request for `token`.
 pub fn valid_chat_request(token: &str, content: &str) -> Vec<u8> {
-    let body = serde_json::json!({"model":"openclaw","messages":[{"role":"user","content":content}]}).to_string();
+    chat_request(token, &serde_json::json!({"model":"openclaw","messages":[{"role":"user","content":content}]}), "")
+}
+
+/// A chat request with `body`; `extra` is more header lines, each ending in CRLF.
+pub fn chat_request(token: &str, body: &serde_json::Value, extra: &str) -> Vec<u8> {
+    let body = body.to_string();
     format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nHost: clawbridge\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: clawbridge\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .into_bytes()
