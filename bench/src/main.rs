@@ -489,6 +489,17 @@ async fn hold(args: &Args) -> Value {
     }
     tokio::time::sleep(Duration::from_secs_f64(settle)).await;
     let after = procfs::rss_kib(pid);
+    // How long until the memory of the burst is back with the system: until
+    // 90% of what the streams took is released, or `release-secs`.
+    let release_secs: f64 = args.num("release-secs", 15.0);
+    let peak = rows.last().and_then(|r| r["rss_kib"].as_u64()).unwrap_or(after);
+    let target = idle_kib + peak.saturating_sub(idle_kib) / 10;
+    let waited = Instant::now();
+    let mut released = after;
+    while released > target && waited.elapsed().as_secs_f64() < release_secs {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        released = procfs::rss_kib(pid);
+    }
     let slope = if rows.len() >= 2 {
         let (a, b) = (&rows[rows.len() - 2], &rows[rows.len() - 1]);
         let drss = b["rss_kib"].as_f64().unwrap() - a["rss_kib"].as_f64().unwrap();
@@ -504,6 +515,8 @@ async fn hold(args: &Args) -> Value {
         "bytes_per_stream_slope": slope,
         "ended_early_total": ended_early,
         "rss_after_close_kib": after,
+        "rss_released_kib": released,
+        "release_wait_secs": waited.elapsed().as_secs_f64(),
     })
 }
 

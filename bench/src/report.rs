@@ -194,7 +194,24 @@ pub fn run(dir: &str) -> (String, usize) {
                 f(&l["rss_kib"]) / 1024.0, l["fds"], f(&l["bytes_per_stream_vs_idle"]), f(&l["gw_rss_kib"]) / 1024.0));
         }
         o.line(format!("| after closing all | | | {:.1} MiB | | | |", f(&v["rss_after_close_kib"]) / 1024.0));
+        if v.get("rss_released_kib").is_some() {
+            o.line(format!(
+                "| {:.0} s later | | | {:.1} MiB | | | |",
+                f(&v["release_wait_secs"]),
+                f(&v["rss_released_kib"]) / 1024.0
+            ));
+        }
         o.line("");
+        if v.get("rss_released_kib").is_some() {
+            let peak = levels.last().map(|l| f(&l["rss_kib"])).unwrap_or(0.0);
+            o.line(format!(
+                "INFO fig5 memory back with the system after the burst: {:.1} MiB {:.0} s after closing (idle {:.1} MiB, peak {:.1} MiB)",
+                f(&v["rss_released_kib"]) / 1024.0,
+                f(&v["release_wait_secs"]),
+                idle / 1024.0,
+                peak / 1024.0
+            ));
+        }
         o.check(idle * 1024.0 <= 20e6, "fig5 idle RSS <= 20 MB", format!("{:.1} MB ({:.1} MiB)", idle * 1024.0 / 1e6, idle / 1024.0));
         let slope = f(&v["bytes_per_stream_slope"]);
         let top = levels.last().cloned().unwrap_or(Value::Null);
