@@ -1,5 +1,6 @@
 //! The `clawbridge` binary: parse flags, load and validate the config (one
-//! clear line and exit 64 when it is bad), set up logs, run the server.
+//! clear line and exit 64 when it is bad), set up logs and the allocator,
+//! run the server.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
