@@ -1,9 +1,13 @@
 //! Bearer authentication of the chat route, as the gateway does it: the
-//! `Bearer` scheme in any case, the secret compared in constant time, and,
-//! when `gateway.auth.rateLimit` is set, a per-IP lockout after repeated
-//! failures. The lockout table is bounded.
+//! `Bearer` scheme in any case, the secret compared in constant time, and a
+//! per-client lockout after repeated failures (`gateway.auth.rateLimit`,
+//! on by default). The client is the address the gateway would key on
+//! (the forwarded client behind a trusted proxy, see `ingress`). The
+//! lockout table is bounded and fails closed, as the gateway's does: when
+//! it is full only unlocked entries are evicted, and when every entry is
+//! locked, newcomers are refused until a lock expires.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -11,10 +15,13 @@ use std::time::{Duration, Instant};
 
 use crate::config::{AuthMode, RateLimit, Secret};
 use crate::error::ChatError;
+use crate::ingress::attribution::{canonical, is_loopback};
 use crate::metrics;
 
-/// Most distinct client IPs tracked at once; beyond it the stalest go first.
+/// Most distinct clients tracked at once (the gateway's `maxEntries`).
 const MAX_TRACKED_CLIENTS: usize = 10_000;
+/// Failures a loopback client keeps for its delay (250 ms doubling to 5 s).
+const LOOPBACK_HISTORY: usize = 6;
 
 pub struct Authenticator {
     mode: AuthMode,
@@ -32,20 +39,19 @@ pub struct Rejection {
 
 impl Authenticator {
     pub fn new(mode: AuthMode, secret: Option<Secret>, rate_limit: RateLimit) -> Self {
-        let limiter = Limiter { config: rate_limit, table: Mutex::new(HashMap::new()), tracked: AtomicUsize::new(0) };
-        Authenticator { mode, secret, limiter }
+        Authenticator { mode, secret, limiter: Limiter::new(rate_limit, MAX_TRACKED_CLIENTS) }
     }
 
     /// Checks the `Authorization` header of a request from `client`, in the
     /// gateway's order: lockout first, then the bearer. Only a wrong secret
     /// counts as a failure; a missing one does not.
-    pub fn check(&self, authorization: Option<&[u8]>, client: Option<IpAddr>) -> Result<(), Rejection> {
+    pub fn check(&self, authorization: Option<&[u8]>, client: IpAddr) -> Result<(), Rejection> {
         if self.mode == AuthMode::None {
             return Ok(());
         }
         let now = Instant::now();
-        let ip = client.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
-        let exempt = self.limiter.config.exempt_loopback && ip.is_loopback();
+        let ip = canonical(client);
+        let exempt = self.limiter.config.exempt_loopback && is_loopback(ip);
         if !exempt {
             if let Some(secs) = self.limiter.locked(ip, now) {
                 metrics::AUTH_FAILURES.with_label_values(&["rate_limited"]).inc();
@@ -61,9 +67,9 @@ impl Authenticator {
             return Ok(());
         }
         metrics::AUTH_FAILURES.with_label_values(&["mismatch"]).inc();
-        let failures = self.limiter.record_failure(ip, now, !exempt);
+        let failures = self.limiter.record_failure(ip, now, exempt);
         let delay = exempt.then(|| {
-            let n = failures.clamp(1, 6) as u32 - 1;
+            let n = failures.clamp(1, LOOPBACK_HISTORY) as u32 - 1;
             Duration::from_millis((250u64 << n).min(5_000))
         });
         Err(Rejection { error: ChatError::Unauthorized, delay })
@@ -82,76 +88,161 @@ pub fn bearer(header: &[u8]) -> Option<&[u8]> {
 
 struct Limiter {
     config: RateLimit,
-    table: Mutex<HashMap<IpAddr, Entry>>,
-    /// Entries in `table`, readable without the lock (fast path: empty).
-    tracked: AtomicUsize,
+    capacity: usize,
+    table: Mutex<Table>,
+    /// Entries plus an overflow lock, readable without the lock (fast path: 0).
+    active: AtomicUsize,
 }
 
 #[derive(Default)]
+struct Table {
+    entries: HashMap<IpAddr, Entry>,
+    /// Insertion order for eviction; `(ip, seq)` pairs whose `seq` no longer
+    /// matches the entry are stale and skipped.
+    order: VecDeque<(IpAddr, u64)>,
+    next_seq: u64,
+    /// Every entry was locked when a newcomer failed: newcomers are refused
+    /// until then, or until the first lock in the table expires.
+    overflow: Option<Overflow>,
+}
+
+#[derive(Clone, Copy)]
+struct Overflow {
+    until: Instant,
+    first_unlock: Instant,
+}
+
 struct Entry {
-    failures: Vec<Instant>,
+    seq: u64,
+    failures: VecDeque<Instant>,
     locked_until: Option<Instant>,
-    last_seen: Option<Instant>,
 }
 
 impl Limiter {
-    /// Seconds left on a lockout, rounded up.
+    fn new(config: RateLimit, capacity: usize) -> Self {
+        Limiter { config, capacity, table: Mutex::new(Table::default()), active: AtomicUsize::new(0) }
+    }
+
+    /// Seconds left on a lockout (the client's own, or the overflow lock
+    /// for a client not in a full table), rounded up.
     fn locked(&self, ip: IpAddr, now: Instant) -> Option<u64> {
-        if self.tracked.load(Ordering::Relaxed) == 0 {
+        if self.active.load(Ordering::Relaxed) == 0 {
             return None;
         }
-        let table = self.table.lock().expect("lockout table");
-        let until = table.get(&ip)?.locked_until?;
-        let left = until.checked_duration_since(now)?;
-        Some(left.as_millis().div_ceil(1000).max(1) as u64)
+        let mut table = self.table.lock().expect("lockout table");
+        let until = match table.entries.get(&ip) {
+            Some(entry) => entry.locked_until.filter(|u| *u > now)?,
+            None => table.overflow_lock(now, self.capacity, &self.config)?,
+        };
+        self.publish(&table);
+        Some(until.duration_since(now).as_millis().div_ceil(1000).max(1) as u64)
     }
 
     fn clear(&self, ip: IpAddr) {
-        if self.tracked.load(Ordering::Relaxed) == 0 {
+        if self.active.load(Ordering::Relaxed) == 0 {
             return;
         }
         let mut table = self.table.lock().expect("lockout table");
-        table.remove(&ip);
-        self.tracked.store(table.len(), Ordering::Relaxed);
+        table.entries.remove(&ip);
+        self.publish(&table);
     }
 
     /// Records a mismatch; returns the failures now in the window.
-    fn record_failure(&self, ip: IpAddr, now: Instant, can_lock: bool) -> usize {
+    fn record_failure(&self, ip: IpAddr, now: Instant, exempt: bool) -> usize {
         let mut table = self.table.lock().expect("lockout table");
-        if table.len() >= MAX_TRACKED_CLIENTS && !table.contains_key(&ip) {
-            evict(&mut table, now, &self.config);
-        }
-        let entry = table.entry(ip).or_default();
-        entry.last_seen = Some(now);
-        let window = self.config.window;
-        entry.failures.retain(|t| now.duration_since(*t) < window);
-        entry.failures.push(now);
-        let count = entry.failures.len();
-        if can_lock && count >= self.config.max_attempts as usize {
-            entry.locked_until = Some(now + self.config.lockout);
-            entry.failures.clear();
-        }
-        // Bounded history: only the count up to the lockout threshold matters.
-        let keep = (self.config.max_attempts as usize).max(6);
-        if entry.failures.len() > keep {
-            let drop = entry.failures.len() - keep;
-            entry.failures.drain(..drop);
-        }
-        self.tracked.store(table.len(), Ordering::Relaxed);
+        let count = table.record(ip, now, exempt, self.capacity, &self.config);
+        self.publish(&table);
         count
+    }
+
+    fn publish(&self, table: &Table) {
+        self.active.store(table.entries.len() + usize::from(table.overflow.is_some()), Ordering::Relaxed);
     }
 }
 
-/// Drops expired entries; if none expired, the least recently seen one.
-fn evict(table: &mut HashMap<IpAddr, Entry>, now: Instant, config: &RateLimit) {
-    table.retain(|_, e| {
-        let locked = e.locked_until.is_some_and(|u| u > now);
-        let recent = e.failures.iter().any(|t| now.duration_since(*t) < config.window);
-        locked || recent
-    });
-    if table.len() >= MAX_TRACKED_CLIENTS {
-        if let Some(oldest) = table.iter().min_by_key(|(_, e)| e.last_seen).map(|(ip, _)| *ip) {
-            table.remove(&oldest);
+impl Table {
+    fn record(&mut self, ip: IpAddr, now: Instant, exempt: bool, capacity: usize, config: &RateLimit) -> usize {
+        if !self.entries.contains_key(&ip) {
+            if self.entries.len() >= capacity && !self.make_room(now, config) {
+                // Fail closed: nobody is evicted, and newcomers wait.
+                let first_unlock = self.entries.values().filter_map(|e| e.locked_until).min().unwrap_or(now);
+                let until = self.overflow.map_or(now, |o| o.until).max(now + config.lockout);
+                self.overflow = Some(Overflow { until, first_unlock });
+                return 1;
+            }
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            self.entries.insert(ip, Entry { seq, failures: VecDeque::new(), locked_until: None });
+            self.order.push_back((ip, seq));
+            self.compact();
+        }
+        let entry = self.entries.get_mut(&ip).expect("present");
+        if !exempt && entry.locked_until.is_some_and(|u| u > now) {
+            return entry.failures.len();
+        }
+        entry.refresh(now, config.window);
+        entry.failures.push_back(now);
+        let count = entry.failures.len();
+        if exempt {
+            while entry.failures.len() > LOOPBACK_HISTORY {
+                entry.failures.pop_front();
+            }
+        } else if count >= config.max_attempts as usize {
+            entry.locked_until = Some(now + config.lockout);
+        }
+        count
+    }
+
+    /// The overflow lock's end, for a client not in the table. Lifted once
+    /// a lock in the table has expired and room can be made.
+    fn overflow_lock(&mut self, now: Instant, capacity: usize, config: &RateLimit) -> Option<Instant> {
+        let overflow = self.overflow?;
+        if now >= overflow.until {
+            self.overflow = None;
+            return None;
+        }
+        if now >= overflow.first_unlock && (self.entries.len() < capacity || self.make_room(now, config)) {
+            self.overflow = None;
+            return None;
+        }
+        Some(overflow.until)
+    }
+
+    /// Evicts the oldest entry that is not locked; `false` if every entry is.
+    fn make_room(&mut self, now: Instant, config: &RateLimit) -> bool {
+        let mut locked_seen = 0;
+        while locked_seen < self.entries.len() {
+            let Some((ip, seq)) = self.order.pop_front() else { return false };
+            let Some(entry) = self.entries.get_mut(&ip).filter(|e| e.seq == seq) else { continue };
+            entry.refresh(now, config.window);
+            if entry.locked_until.is_none() {
+                self.entries.remove(&ip);
+                return true;
+            }
+            self.order.push_back((ip, seq));
+            locked_seen += 1;
+        }
+        false
+    }
+
+    /// Drops stale order records once they outnumber live entries.
+    fn compact(&mut self) {
+        if self.order.len() > 2 * self.entries.len() + 1024 {
+            let entries = &self.entries;
+            self.order.retain(|(ip, seq)| entries.get(ip).is_some_and(|e| e.seq == *seq));
+        }
+    }
+}
+
+impl Entry {
+    /// Ends an expired lock and forgets failures outside the window.
+    fn refresh(&mut self, now: Instant, window: Duration) {
+        if self.locked_until.is_some_and(|u| now >= u) {
+            self.locked_until = None;
+            self.failures.clear();
+        }
+        while self.failures.front().is_some_and(|t| now.duration_since(*t) >= window) {
+            self.failures.pop_front();
         }
     }
 }
@@ -186,12 +277,12 @@ mod tests {
     #[test]
     fn accepts_only_the_secret() {
         let a = auth(10);
-        let remote = Some("10.1.1.1".parse().unwrap());
+        let remote: IpAddr = "10.1.1.1".parse().unwrap();
         assert!(a.check(Some(b"Bearer test-token"), remote).is_ok());
         assert_eq!(a.check(Some(b"Bearer wrong"), remote).unwrap_err().error, ChatError::Unauthorized);
         assert_eq!(a.check(None, remote).unwrap_err().error, ChatError::Unauthorized);
         let none = Authenticator::new(AuthMode::None, None, limit(10));
-        assert!(none.check(None, None).is_ok());
+        assert!(none.check(None, remote).is_ok());
     }
 
     #[test]
@@ -199,32 +290,31 @@ mod tests {
         let a = auth(3);
         let remote: IpAddr = "10.0.0.7".parse().unwrap();
         for _ in 0..3 {
-            let r = a.check(Some(b"Bearer nope"), Some(remote)).unwrap_err();
+            let r = a.check(Some(b"Bearer nope"), remote).unwrap_err();
             assert_eq!(r, Rejection { error: ChatError::Unauthorized, delay: None });
         }
-        match a.check(Some(b"Bearer test-token"), Some(remote)).unwrap_err().error {
+        match a.check(Some(b"Bearer test-token"), remote).unwrap_err().error {
             ChatError::RateLimited { retry_after_secs } => {
                 assert!((299..=300).contains(&retry_after_secs))
             }
             other => panic!("expected a lockout, got {other:?}"),
         }
         for _ in 0..5 {
-            assert!(a.check(None, Some("10.0.0.8".parse().unwrap())).is_err(), "missing tokens are not counted");
+            assert!(a.check(None, "10.0.0.8".parse().unwrap()).is_err(), "missing tokens are not counted");
         }
-        assert!(a.check(Some(b"Bearer test-token"), Some("10.0.0.8".parse().unwrap())).is_ok());
+        assert!(a.check(Some(b"Bearer test-token"), "10.0.0.8".parse().unwrap()).is_ok());
     }
 
     #[test]
     fn loopback_is_never_locked_but_slowed() {
         let a = auth(3);
         let local: IpAddr = "127.0.0.1".parse().unwrap();
-        let delays: Vec<u128> = (0..7)
-            .map(|_| a.check(Some(b"Bearer nope"), Some(local)).unwrap_err().delay.unwrap().as_millis())
-            .collect();
+        let delays: Vec<u128> =
+            (0..7).map(|_| a.check(Some(b"Bearer nope"), local).unwrap_err().delay.unwrap().as_millis()).collect();
         assert_eq!(delays, [250, 500, 1000, 2000, 4000, 5000, 5000]);
-        assert!(a.check(Some(b"Bearer test-token"), Some(local)).is_ok(), "loopback is exempt from lockout");
+        assert!(a.check(Some(b"Bearer test-token"), local).is_ok(), "loopback is exempt from lockout");
         assert_eq!(
-            a.check(Some(b"Bearer nope"), Some(local)).unwrap_err().delay,
+            a.check(Some(b"Bearer nope"), local).unwrap_err().delay,
             Some(Duration::from_millis(250)),
             "success resets"
         );
@@ -235,9 +325,92 @@ mod tests {
         let a = auth(100);
         for i in 0..(MAX_TRACKED_CLIENTS as u32 + 50) {
             let ip = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
-            let _ = a.check(Some(b"Bearer nope"), Some(ip));
+            let _ = a.check(Some(b"Bearer nope"), ip);
         }
-        let n = a.limiter.table.lock().unwrap().len();
+        let n = a.limiter.table.lock().unwrap().entries.len();
         assert!(n <= MAX_TRACKED_CLIENTS, "table grew to {n}");
+    }
+
+    fn lock(a: &Authenticator, ip: IpAddr) {
+        for _ in 0..a.limiter.config.max_attempts {
+            let _ = a.check(Some(b"Bearer nope"), ip);
+        }
+        assert!(matches!(a.check(Some(b"Bearer test-token"), ip).unwrap_err().error, ChatError::RateLimited { .. }));
+    }
+
+    fn v4(n: u32) -> IpAddr {
+        IpAddr::from(std::net::Ipv4Addr::from(0x0b00_0000 + n))
+    }
+
+    /// Filling the table with fresh addresses never frees a locked client:
+    /// only unlocked entries are evicted.
+    #[test]
+    fn flooding_the_table_never_frees_a_locked_client() {
+        let a = Authenticator::new(AuthMode::Token, Some(Secret::new("test-token".into())), limit(3));
+        let victim: IpAddr = "10.0.0.7".parse().unwrap();
+        lock(&a, victim);
+        for i in 0..(3 * MAX_TRACKED_CLIENTS as u32) {
+            let _ = a.check(Some(b"Bearer nope"), v4(i));
+        }
+        assert!(matches!(
+            a.check(Some(b"Bearer test-token"), victim).unwrap_err().error,
+            ChatError::RateLimited { .. }
+        ));
+        assert!(a.limiter.table.lock().unwrap().entries.len() <= MAX_TRACKED_CLIENTS);
+    }
+
+    /// When every entry is locked, a newcomer's failure is not recorded and
+    /// newcomers are refused (the gateway's overflow lock); known clients
+    /// keep their own state, and loopback is never refused.
+    #[test]
+    fn a_table_full_of_locks_refuses_newcomers() {
+        let a = Authenticator {
+            mode: AuthMode::Token,
+            secret: Some(Secret::new("test-token".into())),
+            limiter: Limiter::new(limit(2), 50),
+        };
+        for i in 0..50 {
+            lock(&a, v4(i));
+        }
+        let newcomer: IpAddr = "192.0.2.1".parse().unwrap();
+        assert!(a.check(Some(b"Bearer test-token"), newcomer).is_ok(), "no overflow yet");
+        assert_eq!(a.check(Some(b"Bearer nope"), newcomer).unwrap_err().error, ChatError::Unauthorized);
+        match a.check(Some(b"Bearer test-token"), "192.0.2.2".parse().unwrap()).unwrap_err().error {
+            ChatError::RateLimited { retry_after_secs } => assert!((299..=300).contains(&retry_after_secs)),
+            other => panic!("expected the overflow lock, got {other:?}"),
+        }
+        assert!(matches!(a.check(Some(b"Bearer test-token"), v4(3)).unwrap_err().error, ChatError::RateLimited { .. }));
+        assert!(a.check(Some(b"Bearer test-token"), "127.0.0.1".parse().unwrap()).is_ok());
+        assert_eq!(a.limiter.table.lock().unwrap().entries.len(), 50);
+    }
+
+    #[test]
+    fn every_loopback_spelling_is_loopback() {
+        let a = auth(2);
+        for ip in ["127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1", "::ffff:127.9.9.9"] {
+            let ip: IpAddr = ip.parse().unwrap();
+            for _ in 0..4 {
+                assert!(a.check(Some(b"Bearer nope"), ip).unwrap_err().delay.is_some(), "{ip} is slowed");
+            }
+            assert!(a.check(Some(b"Bearer test-token"), ip).is_ok(), "{ip} is never locked");
+        }
+        let mapped: IpAddr = "::ffff:10.0.0.9".parse().unwrap();
+        lock(&a, mapped);
+        assert!(a.check(Some(b"Bearer test-token"), "10.0.0.9".parse().unwrap()).is_err(), "one key per address");
+    }
+
+    /// What a million fresh addresses cost: the table stays at its bound
+    /// and each failure stays cheap (printed; speed itself is not asserted).
+    #[test]
+    fn a_million_addresses() {
+        let a = auth(10);
+        let started = Instant::now();
+        for i in 0..1_000_000u32 {
+            let _ = a.check(Some(b"Bearer nope"), v4(i));
+        }
+        let table = a.limiter.table.lock().unwrap();
+        assert_eq!(table.entries.len(), MAX_TRACKED_CLIENTS);
+        assert!(table.order.len() <= 2 * MAX_TRACKED_CLIENTS + 1024);
+        eprintln!("1,000,000 addresses: {:?} in all, table {} entries", started.elapsed(), table.entries.len());
     }
 }

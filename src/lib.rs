@@ -10,7 +10,7 @@
 //!   ([`colocated`] runs the gateway link on a one-thread proxy runtime).
 //! - [`chat`]: the chat route (validation, prompt folding, SSE/JSON output).
 //! - [`gateway`]: the multiplexed WebSocket client and its wire frames.
-//! - [`auth`], [`error`], [`metrics`], [`admin`], [`drain`], [`trusted`], [`upstream`].
+//! - [`auth`], [`error`], [`metrics`], [`admin`], [`drain`], [`upstream`].
 //!
 //! # Request flow
 //! A chat request is authenticated and validated exactly as the gateway's
@@ -29,9 +29,10 @@ pub mod detach;
 pub mod drain;
 pub mod error;
 pub mod gateway;
+pub mod ingress;
 pub mod logs;
 pub mod metrics;
 pub mod proxy;
 pub mod server;
-pub mod trusted;
+
 pub mod upstream;

@@ -1,18 +1,23 @@
-//! `Clawbridge`, the `ProxyHttp` implementation: a dispatcher. The chat
-//! route (when enabled) is answered locally by `chat::serve`, on a detached
-//! task (`detach`); every other request, WebSocket upgrades included, goes
-//! to the gateway unchanged.
+//! `Clawbridge`, the `ProxyHttp` implementation: a dispatcher. The front
+//! door (`ingress`) decides the route on the path the gateway routes on; an
+//! owned route (chat, when enabled) is answered locally by `chat::serve`, on
+//! a detached task (`detach`); every other request, WebSocket upgrades
+//! included, goes to the gateway unchanged except for `X-Forwarded-For`,
+//! which names a non-local client so the gateway sees it as itself.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
+use pingora::http::RequestHeader;
 use pingora::prelude::HttpPeer;
 use pingora::protocols::http::ServerSession;
 use pingora::proxy::{ProxyHttp, Session};
 use pingora::Result;
 
 use crate::chat::{self, ChatLog, ChatService};
+use crate::ingress::attribution::{is_proxy_header, X_FORWARDED_FOR};
+use crate::ingress::{Attributor, Client, Forwarding, OwnedRoute, Refusal, Routed, Routes};
 use crate::metrics;
 
 pub struct Clawbridge {
@@ -22,6 +27,10 @@ pub struct Clawbridge {
     pub chat: Option<Arc<ChatService>>,
     pub upstream: crate::upstream::Upstream,
     pub detacher: Arc<crate::detach::Detacher>,
+    /// The owned routes that are switched on.
+    pub routes: Routes,
+    /// `gateway.trustedProxies`: how clients are attributed and forwarded.
+    pub attributor: Attributor,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +40,8 @@ pub enum Route {
     Detached,
     Http,
     WebSocket,
+    /// Answered by the front door itself.
+    Refused(Refusal),
 }
 
 /// Per-request state.
@@ -38,6 +49,8 @@ pub struct Ctx {
     route: Route,
     started: Instant,
     chat: ChatLog,
+    /// What a forwarded request carries upstream about its client.
+    forwarding: Forwarding,
     _inflight: crate::drain::InFlight,
 }
 
@@ -46,35 +59,70 @@ impl ProxyHttp for Clawbridge {
     type CTX = Ctx;
 
     fn new_ctx(&self) -> Ctx {
-        Ctx { route: Route::Http, started: Instant::now(), _inflight: self.drain.track(), chat: ChatLog::default() }
+        Ctx {
+            route: Route::Http,
+            started: Instant::now(),
+            _inflight: self.drain.track(),
+            chat: ChatLog::default(),
+            forwarding: Forwarding::Untouched,
+        }
     }
 
-    /// Runs first for every request. `Ok(true)` means the chat route wrote
-    /// the whole response; `Ok(false)` sends the request upstream untouched.
+    /// Runs first for every request. `Ok(true)` means the request was
+    /// answered here (an owned route, or a refusal); `Ok(false)` forwards it.
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-        if session.is_upgrade_req() {
-            ctx.route = Route::WebSocket;
-            return Ok(false);
-        }
-        match &self.chat {
-            Some(svc) if session.req_header().uri.path() == chat::PATH => {
-                match self.detacher.take(session) {
-                    // Pingora finishes the inert session left behind and ends
-                    // its request task; the new task owns the connection.
-                    Some(detached) => {
-                        ctx.route = Route::Detached;
-                        let log = std::mem::take(&mut ctx.chat);
-                        tokio::spawn(serve_detached(svc.clone(), detached, log, ctx.started, self.drain.track()));
-                    }
-                    None => {
-                        ctx.route = Route::Chat;
-                        chat::serve(svc, session, &mut ctx.chat).await;
-                    }
-                }
-                Ok(true)
+        let req = session.req_header();
+        let peer = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+        let svc = match (self.routes.route(req.raw_path()), &self.chat) {
+            (Routed::Owned(OwnedRoute::ChatCompletions), Some(svc)) => svc,
+            (Routed::Unroutable, _) => return refuse(session, ctx, Refusal::Unroutable).await,
+            _ => {
+                ctx.route = if session.is_upgrade_req() { Route::WebSocket } else { Route::Http };
+                ctx.forwarding = self.attributor.forwarding(peer, &req.headers);
+                return Ok(false);
             }
-            _ => Ok(false),
+        };
+        if let Some(refusal) = Refusal::for_owned(req) {
+            return refuse(session, ctx, refusal).await;
         }
+        let client = self.attributor.client(peer, &req.headers);
+        match self.detacher.take(session) {
+            // Pingora finishes the inert session left behind and ends
+            // its request task; the new task owns the connection.
+            Some(detached) => {
+                ctx.route = Route::Detached;
+                let log = std::mem::take(&mut ctx.chat);
+                tokio::spawn(serve_detached(svc.clone(), detached, client, log, ctx.started, self.drain.track()));
+            }
+            None => {
+                ctx.route = Route::Chat;
+                chat::serve(svc, session, client, &mut ctx.chat).await;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Names a non-local client to the gateway (`X-Forwarded-For`), and
+    /// drops forwarding headers the client was not trusted to send.
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        match std::mem::replace(&mut ctx.forwarding, Forwarding::Untouched) {
+            Forwarding::Untouched => {}
+            Forwarding::Extend(chain) => upstream.insert_header(X_FORWARDED_FOR, chain)?,
+            Forwarding::Replace(client) => {
+                let spoofed: Vec<_> =
+                    upstream.headers.keys().filter(|k| is_proxy_header(k.as_str())).cloned().collect();
+                for name in spoofed {
+                    upstream.remove_header(&name);
+                }
+                upstream.insert_header(X_FORWARDED_FOR, client)?;
+            }
+        }
+        Ok(())
     }
 
     /// Every forwarded request goes to the one gateway, over plain HTTP.
@@ -88,6 +136,14 @@ impl ProxyHttp for Clawbridge {
             // The session left here is the inert one.
             Route::Detached => {}
             Route::Chat => log_chat(session, &ctx.chat, ctx.started),
+            Route::Refused(refusal) => tracing::info!(
+                target: "access",
+                method = session.req_header().method.as_str(),
+                route = "refused",
+                status = refusal.status(),
+                reason = refusal.label(),
+                duration_ms = ctx.started.elapsed().as_secs_f64() * 1e3,
+            ),
             Route::Http | Route::WebSocket => {
                 let status = session.response_written().map(|r| r.status.as_u16()).unwrap_or(0);
                 let method = session.req_header().method.as_str();
@@ -109,16 +165,27 @@ impl ProxyHttp for Clawbridge {
     }
 }
 
+/// Answers a refusal and closes the connection.
+async fn refuse(session: &mut Session, ctx: &mut Ctx, refusal: Refusal) -> Result<bool> {
+    ctx.route = Route::Refused(refusal);
+    let (header, body) = refusal.response();
+    session.set_keepalive(None);
+    session.write_response_header(header, false).await?;
+    session.write_response_body(Some(body), true).await?;
+    Ok(true)
+}
+
 /// Serves a detached chat request, logs it, then serves the connection's
 /// next requests.
 async fn serve_detached(
     svc: Arc<ChatService>,
     mut detached: crate::detach::Detached,
+    client: Client,
     mut log: ChatLog,
     started: Instant,
     inflight: crate::drain::InFlight,
 ) {
-    chat::serve(&svc, &mut detached.session, &mut log).await;
+    chat::serve(&svc, &mut detached.session, client, &mut log).await;
     log_chat(&detached.session, &log, started);
     drop(inflight);
     // Boxed: finishing a session is a ~4 KiB future, which would otherwise

@@ -60,8 +60,7 @@ pub fn build(cfg: &Config) -> Result<Server, Box<pingora::Error>> {
         }
         let auth =
             Authenticator::new(cfg.gateway.auth_mode, cfg.gateway.secret.clone(), cfg.gateway.rate_limit.clone());
-        let svc =
-            ChatService::new(gw.clone(), auth, cfg.limits.clone(), drain.clone(), cfg.gateway.trusted_proxies.clone());
+        let svc = ChatService::new(gw.clone(), auth, cfg.limits.clone(), drain.clone());
         (Some(Arc::new(svc)), Some(gw))
     } else {
         (None, None)
@@ -75,6 +74,8 @@ pub fn build(cfg: &Config) -> Result<Server, Box<pingora::Error>> {
             chat,
             upstream: crate::upstream::Upstream::new(&cfg.upstream),
             detacher: detacher.clone(),
+            routes: crate::ingress::Routes { chat_completions: cfg.chat_enabled() },
+            attributor: cfg.gateway.attribution.clone(),
         },
     );
     let mut proxy = Service::new("Pingora HTTP Proxy Service".to_string(), Shared::new(app, detacher));

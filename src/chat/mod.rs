@@ -28,7 +28,7 @@ use crate::config::Limits;
 use crate::drain::Drain;
 use crate::error::ChatError;
 use crate::gateway::{frames, Gateway, LinkState, RunEvents};
-use crate::trusted::TrustedProxies;
+use crate::ingress::Client;
 
 pub const PATH: &str = "/v1/chat/completions";
 
@@ -38,20 +38,13 @@ pub struct ChatService {
     pub auth: Authenticator,
     pub limits: Limits,
     pub drain: Arc<Drain>,
-    pub trusted_proxies: TrustedProxies,
     runs: Semaphore,
 }
 
 impl ChatService {
-    pub fn new(
-        gateway: Gateway,
-        auth: Authenticator,
-        limits: Limits,
-        drain: Arc<Drain>,
-        trusted_proxies: TrustedProxies,
-    ) -> Self {
+    pub fn new(gateway: Gateway, auth: Authenticator, limits: Limits, drain: Arc<Drain>) -> Self {
         let runs = Semaphore::new(limits.max_concurrent_runs);
-        ChatService { gateway, auth, limits, drain, trusted_proxies, runs }
+        ChatService { gateway, auth, limits, drain, runs }
     }
 }
 
@@ -86,8 +79,9 @@ impl Default for ChatLog {
 
 /// Serves one chat request to completion; never returns an error: every
 /// failure becomes a response (or, once streaming, an error event).
-pub async fn serve(svc: &ChatService, session: &mut Session, log: &mut ChatLog) {
-    if let Err(e) = handle(svc, session, log).await {
+/// `client` is the request's client as the gateway would attribute it.
+pub async fn serve(svc: &ChatService, session: &mut Session, client: Client, log: &mut ChatLog) {
+    if let Err(e) = handle(svc, session, client, log).await {
         log.outcome = e.metric_label();
         log.status = e.status();
         if !log.committed && e != ChatError::ClientGone {
@@ -96,17 +90,16 @@ pub async fn serve(svc: &ChatService, session: &mut Session, log: &mut ChatLog) 
     }
 }
 
-async fn handle(svc: &ChatService, session: &mut Session, log: &mut ChatLog) -> Result<(), ChatError> {
+async fn handle(svc: &ChatService, session: &mut Session, client: Client, log: &mut ChatLog) -> Result<(), ChatError> {
     session.set_write_timeout(Some(svc.limits.write_timeout));
-    let req = session.req_header();
-    if req.method != http::Method::POST {
+    // The gateway refuses unattributable proxy traffic before routing.
+    let Some(client_ip) = client.ip() else {
+        return Err(ChatError::ProxyAttribution);
+    };
+    if session.req_header().method != http::Method::POST {
         return Err(ChatError::MethodNotAllowed);
     }
-    let client = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
-    if has_proxy_headers(&req.headers) && !client.is_some_and(|ip| svc.trusted_proxies.contains(ip)) {
-        return Err(ChatError::ProxyAttribution);
-    }
-    authenticate(svc, session, client).await?;
+    authenticate(svc, session, client_ip).await?;
     let body = io::read_body(session, svc.limits.max_body_bytes, svc.limits.body_timeout).await?;
     log.body_bytes = body.len();
     // The body, its JSON and the header copies are dropped here, not kept
@@ -148,7 +141,7 @@ async fn handle(svc: &ChatService, session: &mut Session, log: &mut ChatLog) -> 
 }
 
 /// The built-in's prelude: lockout, bearer check, and the loopback slow-down.
-async fn authenticate(svc: &ChatService, session: &Session, client: Option<IpAddr>) -> Result<(), ChatError> {
+async fn authenticate(svc: &ChatService, session: &Session, client: IpAddr) -> Result<(), ChatError> {
     let header = session.req_header().headers.get(http::header::AUTHORIZATION).map(|v| v.as_bytes());
     match svc.auth.check(header, client) {
         Ok(()) => Ok(()),
@@ -159,12 +152,6 @@ async fn authenticate(svc: &ChatService, session: &Session, client: Option<IpAdd
             Err(rejection.error)
         }
     }
-}
-
-/// `forwarded`, `x-real-ip` or any `x-forwarded-*`: the gateway refuses
-/// these from peers it does not trust as proxies.
-fn has_proxy_headers(headers: &http::HeaderMap) -> bool {
-    headers.keys().any(|k| k == "forwarded" || k == "x-real-ip" || k.as_str().starts_with("x-forwarded-"))
 }
 
 /// The routing headers as text, decoded like Node decodes header bytes

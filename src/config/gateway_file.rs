@@ -35,8 +35,9 @@ pub struct GatewayFile {
     pub auth_mode: AuthMode,
     pub secret: Option<Secret>,
     pub rate_limit: RateLimit,
-    /// `gateway.trustedProxies`: peers allowed to send forwarding headers.
-    pub trusted_proxies: crate::trusted::TrustedProxies,
+    /// `gateway.trustedProxies` and `gateway.allowRealIpFallback`: how the
+    /// gateway attributes a request to its client.
+    pub attribution: crate::ingress::Attributor,
 }
 
 impl GatewayFile {
@@ -95,7 +96,14 @@ impl GatewayFile {
             auth_mode: mode,
             secret,
             rate_limit: rate_limit(root)?,
-            trusted_proxies: trusted_proxies(root)?,
+            attribution: crate::ingress::Attributor {
+                trusted: trusted_proxies(root)?,
+                real_ip_fallback: match lookup(root, "gateway.allowRealIpFallback") {
+                    None => false,
+                    Some(Value::Bool(b)) => *b,
+                    Some(other) => return Err(type_error("gateway.allowRealIpFallback", "a boolean", other)),
+                },
+            },
         })
     }
 
@@ -142,7 +150,7 @@ fn rate_limit(root: &Value) -> Result<RateLimit, ConfigError> {
     })
 }
 
-fn trusted_proxies(root: &Value) -> Result<crate::trusted::TrustedProxies, ConfigError> {
+fn trusted_proxies(root: &Value) -> Result<crate::ingress::trusted::TrustedProxies, ConfigError> {
     let key = "gateway.trustedProxies";
     let entries: Vec<&str> = match lookup(root, key) {
         None => Vec::new(),
@@ -152,7 +160,7 @@ fn trusted_proxies(root: &Value) -> Result<crate::trusted::TrustedProxies, Confi
             .collect::<Result<_, _>>()?,
         Some(other) => return Err(type_error(key, "an array of strings", other)),
     };
-    crate::trusted::TrustedProxies::parse(entries)
+    crate::ingress::trusted::TrustedProxies::parse(entries)
         .map_err(|bad| ConfigError::new(key, format!("{bad:?} is not an IP address or CIDR range")))
 }
 
