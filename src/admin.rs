@@ -18,6 +18,8 @@ pub struct Admin {
     /// `None` when the chat endpoint is off: readiness then needs no link.
     pub gateway: Option<Gateway>,
     pub drain: Arc<Drain>,
+    /// How the gateway treats forwarded remote clients (readiness detail).
+    pub remote_clients: String,
 }
 
 impl Admin {
@@ -52,7 +54,8 @@ impl ServeHttp for Admin {
             "/healthz" | "/livez" => reply(200, "application/json", br#"{"ok":true,"status":"live"}"#.to_vec()),
             "/readyz" => {
                 let (ready, reason) = self.readiness();
-                let body = serde_json::json!({ "ready": ready, "reason": reason });
+                let body =
+                    serde_json::json!({ "ready": ready, "reason": reason, "remote_clients": self.remote_clients });
                 reply(if ready { 200 } else { 503 }, "application/json", body.to_string().into_bytes())
             }
             "/metrics" => {

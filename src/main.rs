@@ -50,13 +50,15 @@ fn main() -> ExitCode {
             return ExitCode::from(64);
         }
     };
+    let trust = clawbridge::ingress::GatewayTrust::of(&cfg.gateway.attribution, &cfg.upstream);
     if cli.check {
         println!(
-            "clawbridge: config ok (listen {}, upstream {}, admin {}, chat completions {})",
+            "clawbridge: config ok (listen {}, upstream {}, admin {}, chat completions {})\nclawbridge: {}",
             cfg.listen,
             cfg.upstream,
             cfg.admin_listen,
-            if cfg.chat_enabled() { "on" } else { "off" }
+            if cfg.chat_enabled() { "on" } else { "off" },
+            trust.describe()
         );
         return ExitCode::SUCCESS;
     }
@@ -71,6 +73,10 @@ fn main() -> ExitCode {
         gateway_config = %cfg.openclaw_config.display(),
         "clawbridge starting"
     );
+    match trust {
+        clawbridge::ingress::GatewayTrust::Trusted(_) => tracing::info!("{}", trust.describe()),
+        _ => tracing::warn!("{}", trust.describe()),
+    }
     match clawbridge::server::build(&cfg) {
         Ok(server) => {
             // `run` returns after a graceful shutdown (unlike `run_forever`),

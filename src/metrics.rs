@@ -2,7 +2,8 @@
 //! registry (the one `prometheus::gather()` and pingora-prometheus read).
 //! Label values are fixed sets chosen in code, never request data.
 
-use std::sync::LazyLock;
+use std::collections::HashSet;
+use std::sync::{LazyLock, RwLock};
 
 use prometheus::{
     register_histogram_vec, register_int_counter, register_int_counter_vec, register_int_gauge, register_int_gauge_vec,
@@ -14,6 +15,32 @@ const TURN_BUCKETS: &[f64] =
     &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0];
 /// Buckets for gaps between streamed tokens.
 const GAP_BUCKETS: &[f64] = &[0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// Most distinct `agent` label values; agents beyond it count as `other`.
+const MAX_AGENT_LABELS: usize = 64;
+
+/// The agents the gateway is configured with (its file's `agents.list`)
+/// and its default agent: the only `agent` label values besides `other`.
+static AGENTS: LazyLock<RwLock<HashSet<String>>> = LazyLock::new(Default::default);
+
+/// Admits `id` as an `agent` label value (bounded).
+pub fn register_agent(id: &str) {
+    let mut agents = AGENTS.write().unwrap_or_else(|e| e.into_inner());
+    if agents.len() < MAX_AGENT_LABELS && !agents.contains(id) {
+        agents.insert(id.to_string());
+    }
+}
+
+/// The `agent` label for a run's agent: the agent if it is a configured
+/// one, else `other`. A client can name any agent in a session key, so the
+/// label never comes from the request itself.
+pub fn agent_label(agent: &str) -> &str {
+    if AGENTS.read().unwrap_or_else(|e| e.into_inner()).contains(agent) {
+        agent
+    } else {
+        "other"
+    }
+}
 
 macro_rules! metric {
     ($name:ident: $ty:ty = $init:expr) => {

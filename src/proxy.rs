@@ -202,7 +202,8 @@ fn log_chat(session: &ServerSession, log: &ChatLog, started: Instant) {
     };
     let stream = if log.stream { "true" } else { "false" };
     let agent = log.agent.as_deref().unwrap_or("-");
-    metrics::CHAT_REQUESTS.with_label_values(&[log.outcome, metrics::status_class(status), agent, stream]).inc();
+    let label = if agent == "-" { agent } else { metrics::agent_label(agent) };
+    metrics::CHAT_REQUESTS.with_label_values(&[log.outcome, metrics::status_class(status), label, stream]).inc();
     metrics::CHAT_DURATION.with_label_values(&[log.outcome, stream]).observe(elapsed.as_secs_f64());
     tracing::info!(
         target: "access",

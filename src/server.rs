@@ -46,6 +46,9 @@ pub fn build(cfg: &Config) -> Result<Server, Box<pingora::Error>> {
     server.bootstrap();
 
     let drain = Arc::new(Drain::default());
+    for agent in &cfg.gateway.agents {
+        crate::metrics::register_agent(agent);
+    }
     let mut link = None;
     let (chat, gateway) = if cfg.chat_enabled() {
         let (gw, driver) = gateway::channel(gateway_settings(cfg));
@@ -90,7 +93,14 @@ pub fn build(cfg: &Config) -> Result<Server, Box<pingora::Error>> {
         None => server.add_service(proxy),
     };
 
-    let mut admin = Service::new("admin".to_string(), HttpServer::new_app(Admin { gateway, drain: drain.clone() }));
+    let mut admin = Service::new(
+        "admin".to_string(),
+        HttpServer::new_app(Admin {
+            gateway,
+            drain: drain.clone(),
+            remote_clients: crate::ingress::GatewayTrust::of(&cfg.gateway.attribution, &cfg.upstream).describe(),
+        }),
+    );
     admin.add_tcp(&cfg.admin_listen.to_string());
     server.add_service(admin);
 

@@ -41,14 +41,21 @@ fn assert_clean(what: &str, text: &str) {
     }
 }
 
+/// The most verbose filter there is: everything at trace, and module-level
+/// trace directives for the dependencies that see secrets (a more specific
+/// directive wins over a crate-level one in tracing's filter syntax).
+const VERBOSE: &str = "trace,pingora=trace,pingora_core=trace,pingora_core::protocols::http::v1::server=trace,\
+pingora_core::protocols::http::v1::client=trace,pingora_proxy=trace,pingora_http=trace,tungstenite=trace,\
+tungstenite::protocol=trace,tungstenite::handshake=trace,tokio_tungstenite=trace,[{authorization}]=trace";
+
 /// Drives every error path with a distinctive secret and a distinctive wrong
-/// bearer, then greps stderr (at trace level), /metrics and every response.
+/// bearer, then greps stderr (at the most verbose filter), /metrics and every response.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_never_leak() {
     let gw = DemoGateway::builder().token(CANARY_SECRET).start().await.unwrap();
     let bridge = BridgeOpts::new(gw.addr())
         .gateway_config(&config_for(CANARY_SECRET))
-        .env("CLAWBRIDGE_LOG", "trace")
+        .env("CLAWBRIDGE_LOG", VERBOSE)
         .env("CLAWBRIDGE_RUN_TIMEOUT_SECS", "1")
         .start()
         .await;

@@ -84,6 +84,9 @@ pub struct Behaviour {
     /// Delay before answering a bad token (the real gateway takes ~260 ms).
     #[serde(rename = "auth_failure_delay_ms", with = "ms")]
     pub auth_failure_delay: Duration,
+    /// `gateway.trustedProxies` (exact addresses): peers whose forwarding
+    /// headers are accepted; anyone else's get the 403.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for Behaviour {
@@ -102,6 +105,7 @@ impl Default for Behaviour {
             upstream500_retry_delay: Duration::from_millis(20),
             task_events: false,
             auth_failure_delay: Duration::ZERO,
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -25,7 +25,7 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     let mut conns = JoinSet::new();
     loop {
         while conns.try_join_next().is_some() {}
-        let (stream, _peer) = match listener.accept().await {
+        let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
@@ -36,7 +36,7 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         conns.spawn(async move {
-            let svc = service_fn(move |req| handle(req, shared.clone()));
+            let svc = service_fn(move |req| handle(req, shared.clone(), peer.ip()));
             let _ = http1::Builder::new()
                 .keep_alive(true)
                 .serve_connection(TokioIo::new(stream), svc)
@@ -77,11 +77,16 @@ fn text(status: StatusCode, body: &'static str) -> Response<Body> {
         .expect("valid response")
 }
 
-async fn handle(mut req: Request<Incoming>, shared: Arc<Shared>) -> Result<Response<Body>, Infallible> {
+async fn handle(
+    mut req: Request<Incoming>,
+    shared: Arc<Shared>,
+    peer: std::net::IpAddr,
+) -> Result<Response<Body>, Infallible> {
     if is_ws_upgrade(&req) {
         return Ok(upgrade(&mut req, shared));
     }
-    if has(req.headers(), "x-forwarded-for") || has(req.headers(), "forwarded") {
+    let proxied = has(req.headers(), "x-forwarded-for") || has(req.headers(), "forwarded");
+    if proxied && !shared.behaviour().trusted_proxies.contains(&peer) {
         return Ok(json(
             StatusCode::FORBIDDEN,
             r#"{"error":{"message":"proxy_attribution_required","type":"forbidden"}}"#.to_string(),

@@ -257,6 +257,8 @@ def structural(values: dict, rendered: dict[str, list[dict]]) -> list[str]:
         need(cfg.get("upstream") == f"127.0.0.1:{values['gateway']['port']}",
              f"sidecar upstream must be loopback, got {cfg.get('upstream')!r}")
         need(oc["gateway"].get("bind") == "loopback", "sidecar gateway.bind must be loopback")
+        need("127.0.0.1" in oc["gateway"].get("trustedProxies", []),
+             "sidecar gateway.trustedProxies must include 127.0.0.1 (clawbridge), or remote clients are refused")
         gw = containers.get("gateway", {})
         need(not gw.get("ports"), "gateway container must not expose ports (loopback only)")
         gw_env = {e["name"]: e.get("value") for e in gw.get("env") or []}

@@ -112,7 +112,9 @@ pub async fn collect(
             Step::Event(Some(RunEvent::Assistant(_))) if !first_token => {
                 first_token = true;
                 let ttft = log.started.elapsed().as_secs_f64();
-                metrics::TIME_TO_FIRST_TOKEN.with_label_values(&[&*run.agent, "false"]).observe(ttft);
+                metrics::TIME_TO_FIRST_TOKEN
+                    .with_label_values(&[metrics::agent_label(&run.agent), "false"])
+                    .observe(ttft);
             }
             Step::Event(Some(RunEvent::Lifecycle(data))) if data.phase == "error" => {
                 lifecycle_error.get_or_insert(*data);
@@ -157,6 +159,7 @@ pub(super) fn finish_reason(finish: &Finish) -> &'static str {
 }
 
 pub(super) fn count_tokens(usage: &Usage, agent: &str) {
+    let agent = metrics::agent_label(agent);
     metrics::TOKENS.with_label_values(&["prompt", agent]).inc_by(usage.prompt_tokens);
     metrics::TOKENS.with_label_values(&["completion", agent]).inc_by(usage.completion_tokens);
 }

@@ -110,7 +110,9 @@ impl Encoder {
     fn token_sent(&mut self) {
         let now = Instant::now();
         if let Some(prev) = self.last_token {
-            metrics::INTER_TOKEN.with_label_values(&[&*self.agent]).observe((now - prev).as_secs_f64());
+            metrics::INTER_TOKEN
+                .with_label_values(&[metrics::agent_label(&self.agent)])
+                .observe((now - prev).as_secs_f64());
         } else {
             self.first_token = Some(now);
         }
@@ -253,7 +255,7 @@ pub async fn stream(
     };
     if let Some(t) = e.first_token {
         let ttft = t.duration_since(Instant::from_std(log.started)).as_secs_f64();
-        metrics::TIME_TO_FIRST_TOKEN.with_label_values(&[&*run.agent, "true"]).observe(ttft);
+        metrics::TIME_TO_FIRST_TOKEN.with_label_values(&[metrics::agent_label(&run.agent), "true"]).observe(ttft);
     }
     let outcome = match end {
         End::Finished(outcome) => {

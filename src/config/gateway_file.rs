@@ -38,6 +38,8 @@ pub struct GatewayFile {
     /// `gateway.trustedProxies` and `gateway.allowRealIpFallback`: how the
     /// gateway attributes a request to its client.
     pub attribution: crate::ingress::Attributor,
+    /// `agents.list[].id`: the configured agents (metric label values).
+    pub agents: Vec<String>,
 }
 
 impl GatewayFile {
@@ -96,6 +98,13 @@ impl GatewayFile {
             auth_mode: mode,
             secret,
             rate_limit: rate_limit(root)?,
+            agents: lookup(root, "agents.list")
+                .and_then(Value::as_array)
+                .map(|list| {
+                    let ids = list.iter().filter_map(|a| a.get("id").and_then(Value::as_str));
+                    ids.map(|id| id.trim().to_lowercase()).filter(|id| !id.is_empty()).collect()
+                })
+                .unwrap_or_default(),
             attribution: crate::ingress::Attributor {
                 trusted: trusted_proxies(root)?,
                 real_ip_fallback: match lookup(root, "gateway.allowRealIpFallback") {

@@ -72,6 +72,7 @@ async fn run(settings: GatewaySettings, mut commands: mpsc::Receiver<Command>, s
                 tracing::info!(upstream = %settings.upstream, tick_ms = link.tick.as_millis() as u64, "gateway connected");
                 metrics::GATEWAY_CONNECTED.set(1);
                 backoff = settings.reconnect_min;
+                metrics::register_agent(&default_agent);
                 state.send_replace(LinkState::Ready { default_agent });
                 let reason = serve(link, &mut commands, &mut runs, &mut lost, &settings).await;
                 match reason {

@@ -129,6 +129,52 @@ impl Attributor {
     }
 }
 
+/// Whether the gateway will serve remote clients that clawbridge forwards:
+/// only if it trusts the address clawbridge reaches it from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GatewayTrust {
+    /// `gateway.trustedProxies` holds clawbridge's address: remote clients
+    /// are served as themselves.
+    Trusted(IpAddr),
+    /// It does not: the gateway refuses forwarded remote clients (403
+    /// `proxy_attribution_required`); they are never passed off as local.
+    NotTrusted(IpAddr),
+    /// The gateway is not on loopback: which address it sees is unknown here.
+    Unknown,
+}
+
+impl GatewayTrust {
+    /// From the upstream address (`host:port`) clawbridge connects to.
+    pub fn of(attributor: &Attributor, upstream: &str) -> Self {
+        let Ok(addr) = upstream.parse::<std::net::SocketAddr>() else { return GatewayTrust::Unknown };
+        let own = canonical(addr.ip());
+        if !own.is_loopback() {
+            return GatewayTrust::Unknown;
+        }
+        if attributor.trusted.contains(own) {
+            GatewayTrust::Trusted(own)
+        } else {
+            GatewayTrust::NotTrusted(own)
+        }
+    }
+
+    /// One plain sentence for `--check`, the startup log and `/readyz`.
+    pub fn describe(self) -> String {
+        match self {
+            GatewayTrust::Trusted(ip) => {
+                format!("remote clients are forwarded as themselves (gateway.trustedProxies includes {ip})")
+            }
+            GatewayTrust::NotTrusted(ip) => format!(
+                "remote clients are refused by the gateway (403 proxy_attribution_required), never passed as local: \
+                 gateway.trustedProxies does not include {ip}, the address clawbridge reaches it from"
+            ),
+            GatewayTrust::Unknown => "remote clients are forwarded with X-Forwarded-For; the gateway serves them only \
+                if gateway.trustedProxies includes the address clawbridge reaches it from"
+                .to_string(),
+        }
+    }
+}
+
 /// `forwarded`, `x-real-ip`, any `x-forwarded-*`, or a header Tailscale
 /// owns: the gateway treats the request as proxied.
 pub fn has_proxy_headers(headers: &HeaderMap) -> bool {
@@ -273,6 +319,19 @@ mod tests {
         assert_eq!(a.client(ip("127.0.0.1"), &h), Client::Unattributable);
         a.real_ip_fallback = true;
         assert_eq!(a.client(ip("127.0.0.1"), &h), Client::Remote("203.0.113.9".parse().unwrap()));
+    }
+
+    #[test]
+    fn trust_of_clawbridge_itself() {
+        let a = attributor(&["127.0.0.1"]);
+        assert_eq!(GatewayTrust::of(&a, "127.0.0.1:18789"), GatewayTrust::Trusted("127.0.0.1".parse().unwrap()));
+        assert_eq!(GatewayTrust::of(&a, "[::1]:18789"), GatewayTrust::NotTrusted("::1".parse().unwrap()));
+        assert_eq!(
+            GatewayTrust::of(&Attributor::default(), "127.0.0.1:1"),
+            GatewayTrust::NotTrusted("127.0.0.1".parse().unwrap())
+        );
+        assert_eq!(GatewayTrust::of(&a, "gateway:18789"), GatewayTrust::Unknown);
+        assert_eq!(GatewayTrust::of(&a, "10.0.0.9:18789"), GatewayTrust::Unknown);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http::header::{CONNECTION, UPGRADE};
 use pingora::http::{RequestHeader, ResponseHeader};
 
-pub use attribution::{Attributor, Client, Forwarding};
+pub use attribution::{Attributor, Client, Forwarding, GatewayTrust};
 pub use routes::{OwnedRoute, Routed, Routes};
 
 /// A request the front door answers itself, and closes the connection

@@ -9,6 +9,12 @@ use std::io::IsTerminal;
 use std::sync::{Mutex, OnceLock};
 use std::thread::JoinHandle;
 
+use tracing::Level;
+use tracing_subscriber::filter::filter_fn;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::Layer;
+
 use crate::config::LogFormat;
 use batch::BatchLog;
 
@@ -17,14 +23,13 @@ static FLUSHER: Mutex<Option<JoinHandle<()>>> = Mutex::new(None);
 
 /// Installs the subscriber. Filter: `CLAWBRIDGE_LOG` (tracing syntax), default `info`.
 pub fn init(format: LogFormat) {
-    let mut filter = tracing_subscriber::EnvFilter::try_from_env("CLAWBRIDGE_LOG")
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CLAWBRIDGE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Pingora logs whole request headers (Authorization included) and
-    // tungstenite whole frames (the `connect` secret included) at debug and
-    // trace: capped at info whatever the filter asks, so no secret is logged.
-    for target in ["pingora_core", "pingora_proxy", "pingora_http", "pingora", "tungstenite", "tokio_tungstenite"] {
-        filter = filter.add_directive(format!("{target}=info").parse().expect("static directive"));
-    }
+    // Dependencies log whole request headers (Pingora: `Authorization`) and
+    // whole frames (tungstenite: the `connect` secret) at debug and trace.
+    // Whatever the filter asks, even a module-level `pingora_core::…=trace`,
+    // nothing but clawbridge's own events passes below info.
+    let cap = filter_fn(|meta| *meta.level() <= Level::INFO || is_own(meta.target()));
     let ansi = std::io::stderr().is_terminal();
     let log: &'static BatchLog = LOG.get_or_init(BatchLog::default);
     let flusher = std::thread::Builder::new()
@@ -32,11 +37,17 @@ pub fn init(format: LogFormat) {
         .spawn(move || log.run(&mut std::io::stderr()))
         .expect("spawn the log writer thread");
     *FLUSHER.lock().unwrap_or_else(|e| e.into_inner()) = Some(flusher);
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(log);
+    let layer = tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(log);
+    let registry = tracing_subscriber::registry();
     match format {
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-        LogFormat::Text => builder.init(),
+        LogFormat::Json => registry.with(layer.json().flatten_event(true).with_filter(filter).with_filter(cap)).init(),
+        LogFormat::Text => registry.with(layer.with_filter(filter).with_filter(cap)).init(),
     }
+}
+
+/// clawbridge's own targets: its modules and the access log.
+fn is_own(target: &str) -> bool {
+    target == "access" || target == "clawbridge" || target.starts_with("clawbridge::")
 }
 
 /// Writes out every queued line; call before exiting.

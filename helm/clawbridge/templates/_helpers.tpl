@@ -133,6 +133,13 @@ gateway.config with the keys this chart owns laid on top.
 {{- if eq .Values.mode "sidecar" }}
 {{- $_ := set $gw "bind" "loopback" }}
 {{- $_ := set $gw "port" (int .Values.gateway.port) }}
+{{- /* clawbridge reaches the gateway from 127.0.0.1 and names remote clients in
+       X-Forwarded-For; without this the gateway refuses them (never local). */}}
+{{- $tp := default list (get $gw "trustedProxies") }}
+{{- if not (has "127.0.0.1" $tp) }}
+{{- $tp = append $tp "127.0.0.1" }}
+{{- end }}
+{{- $_ := set $gw "trustedProxies" $tp }}
 {{- end }}
 {{- $_ := set $cfg "gateway" $gw }}
 {{- toPrettyJson $cfg }}
