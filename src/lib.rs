@@ -10,6 +10,8 @@
 //!   ([`colocated`] runs the gateway link on a one-thread proxy runtime).
 //! - [`chat`]: the chat route (validation, prompt folding, SSE/JSON output).
 //! - [`gateway`]: the multiplexed WebSocket client and its wire frames.
+//! - [`conn_guard`] (with [`head_scan`]) bounds every client connection in
+//!   time and head size; [`http_guard`] refuses what Node refuses up front.
 //! - [`auth`], [`error`], [`metrics`], [`admin`], [`drain`], [`trusted`], [`upstream`].
 //!
 //! # Request flow
@@ -25,10 +27,13 @@ pub mod auth;
 pub mod chat;
 pub mod colocated;
 pub mod config;
+pub mod conn_guard;
 pub mod detach;
 pub mod drain;
 pub mod error;
 pub mod gateway;
+pub mod head_scan;
+pub mod http_guard;
 pub mod logs;
 pub mod metrics;
 pub mod proxy;

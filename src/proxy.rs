@@ -52,6 +52,9 @@ impl ProxyHttp for Clawbridge {
     /// Runs first for every request. `Ok(true)` means the chat route wrote
     /// the whole response; `Ok(false)` sends the request upstream untouched.
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        if crate::http_guard::screen(session).await {
+            return Ok(true);
+        }
         if session.is_upgrade_req() {
             ctx.route = Route::WebSocket;
             return Ok(false);
@@ -75,6 +78,20 @@ impl ProxyHttp for Clawbridge {
             }
             _ => Ok(false),
         }
+    }
+
+    /// A forwarded body is complete: the connection's request deadline ends.
+    async fn request_body_filter(
+        &self,
+        session: &mut Session,
+        _body: &mut Option<bytes::Bytes>,
+        end_of_stream: bool,
+        _ctx: &mut Ctx,
+    ) -> Result<()> {
+        if end_of_stream {
+            crate::http_guard::body_done(&session.downstream_session);
+        }
+        Ok(())
     }
 
     /// Every forwarded request goes to the one gateway, over plain HTTP.
