@@ -63,7 +63,10 @@ enum Phase {
     /// Request fully received: reads are idle probes or pipelined bytes.
     Done,
     /// Writing `msg[pos..]`, then closed.
-    Refusing { msg: &'static [u8], pos: usize },
+    Refusing {
+        msg: &'static [u8],
+        pos: usize,
+    },
     Closed,
 }
 

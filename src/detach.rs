@@ -12,9 +12,9 @@
 use std::io::Cursor;
 use std::sync::{Arc, OnceLock, Weak};
 
+use crate::conn_guard::{self, ConnLimits, Guarded};
 use async_trait::async_trait;
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream, ServerApp};
-use crate::conn_guard::{self, ConnLimits, Guarded};
 use pingora::protocols::http::ServerSession;
 use pingora::protocols::Stream;
 use pingora::proxy::{HttpProxy, Session};

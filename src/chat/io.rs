@@ -36,7 +36,7 @@ pub async fn read_body(session: &mut Session, limit: usize, timeout: Duration) -
     }
     let mut buf = BytesMut::with_capacity(declared.unwrap_or(0).min(limit as u64) as usize);
     let read = async {
-        while let Some(chunk) = session.read_request_body().await.map_err(body_error)? {
+        while let Some(chunk) = session.read_request_body().await.map_err(|e| body_error(&e))? {
             if buf.len() + chunk.len() > limit {
                 return Err(ChatError::PayloadTooLarge);
             }
@@ -57,7 +57,7 @@ pub async fn read_body(session: &mut Session, limit: usize, timeout: Duration) -
 /// A failed body read: a timeout (408), the client gone (its connection
 /// already answered by the connection guard, or closed), or bytes that are
 /// not a body (400).
-fn body_error(e: Box<pingora::Error>) -> ChatError {
+fn body_error(e: &pingora::Error) -> ChatError {
     use pingora::ErrorType::{ConnectionClosed, ReadError, ReadTimedout};
     match e.etype() {
         ReadTimedout => ChatError::BodyTimeout,
