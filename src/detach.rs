@@ -5,10 +5,14 @@
 //! closes), serves it on a small task of its own, and afterwards hands a
 //! kept-alive connection back to the proxy app exactly as Pingora's own
 //! keep-alive loop would. Per open stream this halves the memory.
+//! The keep-alive loop itself ([`serve_connection`]) is Pingora's HTTP/1
+//! loop plus the connection guard (`conn_guard`) under each connection,
+//! and HTTP/1.1 pipelining switched on.
 
 use std::io::Cursor;
 use std::sync::{Arc, OnceLock, Weak};
 
+use crate::conn_guard::{self, ConnLimits, Guarded};
 use async_trait::async_trait;
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream, ServerApp};
 use pingora::protocols::http::ServerSession;
@@ -59,15 +63,30 @@ impl Detached {
         let Detached { session, app, shutdown } = self;
         let settings = HttpPersistentSettings::for_session(&session);
         let Ok(Some(reusable)) = session.finish().await else { return };
-        let mut next = Some(ReusedHttpStream::from_reusable_stream(reusable, settings));
-        while let Some((stream, settings)) = next.map(ReusedHttpStream::consume) {
-            let mut session = ServerSession::new_http1(stream);
-            if let Some(settings) = settings {
-                settings.apply_to_session(&mut session);
-            }
-            next = app.process_new_http(session, &shutdown).await;
-        }
+        let next = reused_session(ReusedHttpStream::from_reusable_stream(reusable, settings));
+        serve_connection(&app, next, &shutdown).await;
     }
+}
+
+/// Serves the requests of a connection one after another (in order,
+/// pipelined ones included), as Pingora's keep-alive loop does, restarting
+/// the connection guard's deadlines for each.
+async fn serve_connection(app: &Arc<App>, mut session: ServerSession, shutdown: &ShutdownWatch) {
+    loop {
+        conn_guard::begin_request(&session);
+        let Some(reused) = app.process_new_http(session, shutdown).await else { return };
+        session = reused_session(reused);
+    }
+}
+
+/// The next request's session on a kept-alive connection.
+fn reused_session(reused: ReusedHttpStream) -> ServerSession {
+    let (stream, settings) = reused.consume();
+    let mut session = ServerSession::new_http1(stream);
+    if let Some(settings) = settings {
+        settings.apply_to_session(&mut session);
+    }
+    session
 }
 
 /// The proxy app as Pingora's listening service runs it, behind an `Arc`
@@ -75,22 +94,33 @@ impl Detached {
 pub struct Shared {
     app: Arc<App>,
     detacher: Arc<Detacher>,
+    limits: ConnLimits,
 }
 
 impl Shared {
     /// `detacher` is the one the app's `Clawbridge` holds.
-    pub fn new(app: App, detacher: Arc<Detacher>) -> Self {
+    pub fn new(app: App, detacher: Arc<Detacher>, limits: ConnLimits) -> Self {
         let app = Arc::new(app);
         let _ = detacher.app.set(Arc::downgrade(&app));
-        Shared { app, detacher }
+        Shared { app, detacher, limits }
     }
 }
 
 #[async_trait]
 impl ServerApp for Shared {
+    /// Pingora's plain-HTTP/1 path of `process_new` (no TLS, no h2c on
+    /// this listener), with the stream guarded and pipelining on.
     async fn process_new(self: &Arc<Self>, stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
         self.detacher.shutdown.get_or_init(|| shutdown.clone());
-        self.app.process_new(stream, shutdown).await
+        let stream: Stream = Box::new(Guarded::new(stream, self.limits));
+        let mut session = ServerSession::new_http1(stream);
+        // Infinite for Pingora: the guard enforces the deadlines.
+        session.set_keepalive(if *shutdown.borrow() { None } else { Some(0) });
+        session.set_keepalive_reuses_remaining(self.app.server_options().and_then(|o| o.keepalive_request_limit));
+        // Pipelined requests are answered in order, as Node answers them.
+        session.set_pipelining_enabled(true);
+        serve_connection(&self.app, session, shutdown).await;
+        None
     }
 
     async fn cleanup(&self) {

@@ -22,6 +22,13 @@ pub enum ChatError {
     PayloadTooLarge,
     #[error("request body timeout")]
     BodyTimeout,
+    /// The body's framing is broken (bad chunk size or terminator): Node's
+    /// parser answers an empty 400 and closes.
+    #[error("malformed request body")]
+    MalformedBody,
+    /// An `Expect` other than `100-continue`: the gateway's empty 417.
+    #[error("expectation failed")]
+    ExpectationFailed,
     /// A 400 with the gateway's exact message.
     #[error("invalid request: {0}")]
     InvalidRequest(String),
@@ -55,7 +62,8 @@ impl ChatError {
             ChatError::ProxyAttribution => 403,
             ChatError::PayloadTooLarge => 413,
             ChatError::BodyTimeout => 408,
-            ChatError::InvalidRequest(_) => 400,
+            ChatError::InvalidRequest(_) | ChatError::MalformedBody => 400,
+            ChatError::ExpectationFailed => 417,
             ChatError::GatewayUnavailable { .. } | ChatError::Overloaded | ChatError::ShuttingDown => 503,
             ChatError::Gateway { .. } => 502,
             ChatError::RunFailed { status, .. } => *status,
@@ -71,9 +79,11 @@ impl ChatError {
             ChatError::Unauthorized => "unauthorized",
             ChatError::RateLimited { .. } => "rate_limited",
             ChatError::ProxyAttribution => "proxy_attribution_required",
-            ChatError::PayloadTooLarge | ChatError::BodyTimeout | ChatError::InvalidRequest(_) => {
-                "invalid_request_error"
-            }
+            ChatError::PayloadTooLarge
+            | ChatError::BodyTimeout
+            | ChatError::InvalidRequest(_)
+            | ChatError::MalformedBody
+            | ChatError::ExpectationFailed => "invalid_request_error",
             ChatError::RunFailed { kind, .. } => kind,
             ChatError::GatewayUnavailable { .. }
             | ChatError::Overloaded
@@ -93,6 +103,8 @@ impl ChatError {
             ChatError::ProxyAttribution => "Proxy client attribution is required. Configure gateway.trustedProxies narrowly and make the proxy overwrite or safely rebuild forwarded client headers.",
             ChatError::PayloadTooLarge => "Payload too large",
             ChatError::BodyTimeout => "Request body timeout",
+            ChatError::MalformedBody => "Bad Request",
+            ChatError::ExpectationFailed => "Expectation Failed",
             ChatError::InvalidRequest(m) => m,
             ChatError::GatewayUnavailable { .. } => "OpenClaw gateway unavailable",
             ChatError::Overloaded => "Too many concurrent requests",
@@ -113,6 +125,8 @@ impl ChatError {
             ChatError::ProxyAttribution => "proxy_attribution_required",
             ChatError::PayloadTooLarge => "payload_too_large",
             ChatError::BodyTimeout => "body_timeout",
+            ChatError::MalformedBody => "malformed_body",
+            ChatError::ExpectationFailed => "expectation_failed",
             ChatError::InvalidRequest(_) => "invalid_request",
             ChatError::GatewayUnavailable { .. } => "gateway_unavailable",
             ChatError::Overloaded => "overloaded",
@@ -138,10 +152,12 @@ impl ChatError {
         }
     }
 
-    /// `(content-type, body)`. 405 is plain text, as the gateway sends it.
+    /// `(content-type, body)`. 405 is plain text, as the gateway sends it;
+    /// 417 and a broken body get no body and no type, as there.
     pub fn body(&self) -> (&'static str, Bytes) {
         match self {
             ChatError::MethodNotAllowed => ("text/plain; charset=utf-8", Bytes::from_static(b"Method Not Allowed")),
+            ChatError::MalformedBody | ChatError::ExpectationFailed => ("", Bytes::new()),
             _ => ("application/json; charset=utf-8", Bytes::from(self.envelope())),
         }
     }

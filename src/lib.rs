@@ -10,6 +10,10 @@
 //!   ([`colocated`] runs the gateway link on a one-thread proxy runtime).
 //! - [`chat`]: the chat route (validation, prompt folding, SSE/JSON output).
 //! - [`gateway`]: the multiplexed WebSocket client and its wire frames.
+//! - [`ingress`]: the front door: the route (on the gateway's routing path) and
+//!   the client (as the gateway attributes it, named upstream in `X-Forwarded-For`).
+//! - [`conn_guard`] (with [`head_scan`]) bounds every client connection in
+//!   time and head size; [`http_guard`] refuses what Node refuses up front.
 //! - [`auth`], [`error`], [`metrics`], [`admin`], [`drain`], [`upstream`].
 //!
 //! # Request flow
@@ -25,10 +29,13 @@ pub mod auth;
 pub mod chat;
 pub mod colocated;
 pub mod config;
+pub mod conn_guard;
 pub mod detach;
 pub mod drain;
 pub mod error;
 pub mod gateway;
+pub mod head_scan;
+pub mod http_guard;
 pub mod ingress;
 pub mod logs;
 pub mod metrics;

@@ -71,6 +71,9 @@ impl ProxyHttp for Clawbridge {
     /// Runs first for every request. `Ok(true)` means the request was
     /// answered here (an owned route, or a refusal); `Ok(false)` forwards it.
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        if crate::http_guard::screen(session).await {
+            return Ok(true);
+        }
         let req = session.req_header();
         let peer = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
         let svc = match (self.routes.route(req.raw_path()), &self.chat) {
@@ -121,6 +124,20 @@ impl ProxyHttp for Clawbridge {
                 }
                 upstream.insert_header(X_FORWARDED_FOR, client)?;
             }
+        }
+        Ok(())
+    }
+
+    /// A forwarded body is complete: the connection's request deadline ends.
+    async fn request_body_filter(
+        &self,
+        session: &mut Session,
+        _body: &mut Option<bytes::Bytes>,
+        end_of_stream: bool,
+        _ctx: &mut Ctx,
+    ) -> Result<()> {
+        if end_of_stream {
+            crate::http_guard::body_done(&session.downstream_session);
         }
         Ok(())
     }

@@ -81,7 +81,8 @@ pub fn build(cfg: &Config) -> Result<Server, Box<pingora::Error>> {
             attributor: cfg.gateway.attribution.clone(),
         },
     );
-    let mut proxy = Service::new("Pingora HTTP Proxy Service".to_string(), Shared::new(app, detacher));
+    let mut proxy =
+        Service::new("Pingora HTTP Proxy Service".to_string(), Shared::new(app, detacher, cfg.limits.conn()));
     // No L4 read buffer on client connections: Pingora's default is 64 KiB
     // per connection, which only pays off under TLS. The HTTP layer reads
     // into its own buffer, so this saves ~9 KiB of RSS per open stream

@@ -1,5 +1,6 @@
 //! Every limit of `conf/clawbridge.yaml`, enforced through the real binary:
-//! body size and read time, header size (Pingora's), run deadline, gateway
+//! body size and read time, header size (431), connection deadlines (head,
+//! keep-alive idle, whole request), run deadline, gateway
 //! handshake timeout, concurrent runs, gateway frame size, and the bounded
 //! per-run buffer with the write timeout for clients that stop reading.
 
@@ -104,42 +105,159 @@ async fn body_size_and_body_time() {
     assert_eq!(gw.runs_in_flight(), 0);
 }
 
-/// Request headers over Pingora's fixed 1 MiB cap (`MAX_HEADER_SIZE`, not
-/// configurable in Pingora 0.9.1) or 256 headers get Pingora's empty 400 and
-/// a closed connection; the process serves on.
+/// `limits.max_header_bytes` (16 KiB, Node's `maxHeaderSize`): a bigger
+/// head gets Node's raw 431 and a closed connection, on the chat route and on
+/// passthrough, before Pingora buffers it (it would take 1 MiB); a head just
+/// under the limit is served. More than 256 header lines still get Pingora's
+/// empty 400.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn oversized_headers_get_a_400() {
+async fn oversized_headers_get_a_431() {
     let gw = gateway().await;
     let bridge = BridgeOpts::new(gw.addr()).start().await;
-    for (what, extra) in [
-        ("one 1.1 MiB header", format!("X-Big: {}\r\n", "a".repeat(1100 * 1024))),
-        ("300 headers", (0..300).map(|i| format!("X-H{i}: v\r\n")).collect()),
+    for (what, head) in [
+        ("chat, 100 KB header", chat_head(Some(0), &format!("X-Big: {}\r\n", "a".repeat(100_000)))),
+        ("chat, 16.4 KB header", chat_head(Some(0), &format!("X-Big: {}\r\n", "a".repeat(16_400)))),
+        ("passthrough, 1.1 MiB", format!("GET /x HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(1100 * 1024))),
+        ("passthrough, 17 KB request line", format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(17_000))),
     ] {
         let mut c = RawConn::connect(bridge.addr).await.unwrap();
-        let r = c.send_and_read(chat_head(Some(0), &extra).into_bytes(), false, Duration::from_secs(5)).await.unwrap();
-        assert_eq!(r.status, 400, "{what}");
-        assert!(r.closed, "{what}");
+        let r = c.send_and_read(head.into_bytes(), false, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(r.status, 431, "{what}");
+        assert!(r.closed && r.body.is_empty(), "{what}");
     }
-    let r = post_chat(&bridge, &chat_body(false, "hi")).await;
-    assert_eq!(r.status(), 200);
+    let body = serde_json::json!({"model":"openclaw","messages":[{"role":"user","content":"hi"}]}).to_string();
+    let mut c = RawConn::connect(bridge.addr).await.unwrap();
+    let mut req = chat_head(Some(body.len()), &format!("X-Big: {}\r\n", "a".repeat(16_000))).into_bytes();
+    req.extend_from_slice(body.as_bytes());
+    let r = c.send_and_read(req, false, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(r.status, 200, "a head under 16 KiB is served: {}", r.text());
+    let extra: String = (0..300).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let mut c = RawConn::connect(bridge.addr).await.unwrap();
+    let r = c.send_and_read(chat_head(Some(0), &extra).into_bytes(), false, Duration::from_secs(5)).await.unwrap();
+    assert_eq!((r.status, r.closed), (400, true), "300 headers");
 }
 
-/// Slow request *headers* are bounded only by Pingora's per-read timeout
-/// (60 s, `HttpSession::read_timeout`, with no total deadline and no public
-/// setting before the header is parsed): a client that stops mid-header is
-/// disconnected after 60 s. Ignored by default (it takes a minute); run
-/// with `cargo test --test limits -- --ignored`.
+/// Short deadlines for the connection tests.
+fn deadline_bridge(gw: &DemoGateway) -> BridgeOpts {
+    BridgeOpts::new(gw.addr())
+        .env("CLAWBRIDGE_HEADERS_TIMEOUT_MS", "1000")
+        .env("CLAWBRIDGE_KEEPALIVE_TIMEOUT_MS", "500")
+        .env("CLAWBRIDGE_REQUEST_TIMEOUT_MS", "2000")
+        .env("CLAWBRIDGE_BODY_TIMEOUT_MS", "10000")
+}
+
+/// Writes `bytes` one at a time, `gap` apart, until the connection closes.
+async fn trickle(c: &mut RawConn, bytes: &[u8], gap: Duration) {
+    for b in bytes {
+        if !c.write_now(&[*b]).await {
+            return;
+        }
+        tokio::time::sleep(gap).await;
+    }
+}
+
+/// `limits.headers_timeout_ms`, `limits.keepalive_timeout_ms` and
+/// `limits.request_timeout_ms`, as Node's server enforces them: a silent new
+/// connection, a head that never ends and a head trickled a byte at a time
+/// all get a raw 408 at the headers deadline (counted from the accept);
+/// an idle kept-alive connection is closed without a word after the
+/// keep-alive time (and not before); a trickled body gets 408 at the request
+/// deadline, on the chat route before its own (longer) body timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "takes 60 s: Pingora's fixed per-read header timeout"]
-async fn stalled_headers_are_cut_after_pingora_read_timeout() {
+async fn connection_deadlines() {
     let gw = gateway().await;
-    let bridge = BridgeOpts::new(gw.addr()).start().await;
-    let mut c = RawConn::connect(bridge.addr).await.unwrap();
-    assert!(c.write_now(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n").await);
+    let bridge = deadline_bridge(&gw).start().await;
+    let timed_408 =
+        |what: &'static str, r: Result<common::raw::RawResponse, String>, start: Instant, lo: u64, hi: u64| {
+            let r = r.unwrap_or_else(|e| panic!("{what}: {e}"));
+            let took = start.elapsed();
+            assert_eq!(r.status, 408, "{what}");
+            assert!(r.closed && r.body.is_empty(), "{what}");
+            assert!(took >= Duration::from_millis(lo) && took < Duration::from_millis(hi), "{what}: after {took:?}");
+        };
+
     let start = Instant::now();
-    assert!(c.closed_within(Duration::from_secs(70)).await, "never closed");
+    let mut silent = RawConn::connect(bridge.addr).await.unwrap();
+    timed_408("silent", silent.read(false, Duration::from_secs(5)).await, start, 900, 1800);
+
+    let start = Instant::now();
+    let mut partial = RawConn::connect(bridge.addr).await.unwrap();
+    assert!(partial.write_now(b"GET /x HTTP/1.1\r\nHost: x\r\n").await);
+    timed_408("partial head", partial.read(false, Duration::from_secs(5)).await, start, 900, 1800);
+
+    // A byte every 100 ms: each read is quick, the head never ends.
+    let start = Instant::now();
+    let mut trickled = RawConn::connect(bridge.addr).await.unwrap();
+    trickle(&mut trickled, b"GET /x H", Duration::from_millis(100)).await;
+    let r = trickled.read(false, Duration::from_secs(3)).await;
+    timed_408("trickled head", r, start, 900, 1800);
+
+    // Kept alive after an answer, then idle: closed quietly after ~500 ms.
+    let mut idle = RawConn::connect(bridge.addr).await.unwrap();
+    let r = idle.send_and_read(valid_chat_request(TOKEN, "hi"), false, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(r.status, 200);
+    assert!(!r.closed);
+    assert_eq!(r.header("keep-alive"), Some("timeout=0"), "advertises the configured idle time (floored seconds)");
+    let start = Instant::now();
+    assert!(!idle.closed_within(Duration::from_millis(300)).await, "closed before the keep-alive time");
+    assert!(idle.closed_within(Duration::from_secs(2)).await, "idle connection never closed");
     let took = start.elapsed();
-    assert!(took >= Duration::from_secs(55) && took < Duration::from_secs(66), "closed after {took:?}");
+    assert!(took >= Duration::from_millis(400) && took < Duration::from_millis(1200), "idle closed after {took:?}");
+
+    // A trickled chat body: the request deadline (2 s) comes before the
+    // chat route's own body timeout (10 s).
+    let start = Instant::now();
+    let mut slow = RawConn::connect(bridge.addr).await.unwrap();
+    assert!(slow.write_now(chat_head(Some(1000), "").as_bytes()).await);
+    trickle(&mut slow, &[b' '; 18], Duration::from_millis(100)).await;
+    let r = slow.read(false, Duration::from_secs(3)).await;
+    timed_408("trickled chat body", r, start, 1900, 3000);
+
+    // Served normally afterwards, and a stream that lasts longer than the
+    // request deadline is not cut: the deadline ends with the body.
+    gw.set(|b| b.delta_delay = Duration::from_millis(300));
+    let r = post_chat(&bridge, &chat_body(true, "one two three four five six seven eight nine ten")).await;
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("data: [DONE]"), "stream cut: {text}");
+}
+
+/// Thousands of idle and trickling connections cost bounded memory and are
+/// all closed by the deadlines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousands_of_idle_and_trickling_connections_are_bounded_and_closed() {
+    const N: usize = 2000;
+    let gw = gateway().await;
+    let bridge = deadline_bridge(&gw).env("CLAWBRIDGE_HEADERS_TIMEOUT_MS", "3000").start().await;
+    let before = rss_kib(bridge.pid());
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..N {
+        let addr = bridge.addr;
+        tasks.push(tokio::spawn(async move {
+            let mut c = RawConn::connect(addr).await.expect("connect");
+            if i % 2 == 1 {
+                // Trickling: a header line, one byte every 200 ms.
+                let line = b"GET /x HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+                let t = trickle(&mut c, line, Duration::from_millis(200));
+                tokio::select! { _ = t => {}, _ = tokio::time::sleep(Duration::from_secs(8)) => {} }
+            }
+            c.closed_within(Duration::from_secs(10)).await
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let open = rss_kib(bridge.pid());
+    let mut closed = 0;
+    for t in tasks {
+        closed += usize::from(t.await.unwrap());
+    }
+    let took = start.elapsed();
+    eprintln!("{N} connections: RSS {before} KiB -> {open} KiB while open; all closed after {took:?}");
+    assert_eq!(closed, N, "connections left open");
+    assert!(took < Duration::from_secs(8), "closed after {took:?}");
+    assert!(open.saturating_sub(before) < 64 * 1024, "RSS grew from {before} to {open} KiB");
+    let r = post_chat(&bridge, &chat_body(false, "still here")).await;
+    assert_eq!(r.status(), 200);
 }
 
 /// `limits.run_timeout_secs`: a run that never ends gets an error event and

@@ -132,7 +132,7 @@ pub async fn collect(
                 count_tokens(&usage, &run.agent);
                 let body = completion_body(&run.id, run.created, &turn.model, content, finish_reason(&finish), usage);
                 log.status = 200;
-                io::write_json(session, body).await.map_err(|_| gone("during_wait"))?;
+                io::write_json(session, body, svc.limits.keepalive_timeout).await.map_err(|_| gone("during_wait"))?;
                 return Ok("ok");
             }
             Step::Event(Some(RunEvent::Lost(reason))) => {

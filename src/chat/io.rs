@@ -16,8 +16,6 @@ const SECURITY_HEADERS: [(&str, &str); 3] = [
     ("Permissions-Policy", "camera=(), microphone=(self), geolocation=()"),
 ];
 
-/// Node's keep-alive idle timeout, advertised on non-streamed responses.
-const KEEPALIVE_SECS: u64 = 5;
 /// An unread request body up to this size is drained so the connection can
 /// be reused; a larger one closes it.
 const DRAIN_LIMIT: u64 = 64 * 1024;
@@ -28,8 +26,9 @@ fn declared_length(session: &Session) -> Option<u64> {
     value.to_str().ok()?.trim().parse().ok()
 }
 
-/// Reads the whole request body, refusing more than `limit` bytes (413) or a
-/// body slower than `timeout` (408).
+/// Reads the whole request body, refusing more than `limit` bytes (413), a
+/// body slower than `timeout` (408) or broken chunked framing (400, as
+/// Node's parser answers it).
 pub async fn read_body(session: &mut Session, limit: usize, timeout: Duration) -> Result<Bytes, ChatError> {
     let declared = declared_length(session);
     if declared.is_some_and(|n| n > limit as u64) {
@@ -37,7 +36,7 @@ pub async fn read_body(session: &mut Session, limit: usize, timeout: Duration) -
     }
     let mut buf = BytesMut::with_capacity(declared.unwrap_or(0).min(limit as u64) as usize);
     let read = async {
-        while let Some(chunk) = session.read_request_body().await.map_err(|_| ChatError::BodyTimeout)? {
+        while let Some(chunk) = session.read_request_body().await.map_err(|e| body_error(&e))? {
             if buf.len() + chunk.len() > limit {
                 return Err(ChatError::PayloadTooLarge);
             }
@@ -46,9 +45,24 @@ pub async fn read_body(session: &mut Session, limit: usize, timeout: Duration) -
         Ok(())
     };
     match pingora::time::fast_timeout::fast_timeout(timeout, read).await {
-        Ok(Ok(())) => Ok(buf.freeze()),
+        Ok(Ok(())) => {
+            crate::http_guard::body_done(session);
+            Ok(buf.freeze())
+        }
         Ok(Err(e)) => Err(e),
         Err(_) => Err(ChatError::BodyTimeout),
+    }
+}
+
+/// A failed body read: a timeout (408), the client gone (its connection
+/// already answered by the connection guard, or closed), or bytes that are
+/// not a body (400).
+fn body_error(e: &pingora::Error) -> ChatError {
+    use pingora::ErrorType::{ConnectionClosed, ReadError, ReadTimedout};
+    match e.etype() {
+        ReadTimedout => ChatError::BodyTimeout,
+        ConnectionClosed | ReadError => ChatError::ClientGone,
+        _ => ChatError::MalformedBody,
     }
 }
 
@@ -68,20 +82,30 @@ fn sealed(mut h: Box<ResponseHeader>) -> Box<ResponseHeader> {
     Box::new((*h).clone())
 }
 
+/// `content_type` empty: none (the gateway's 417 has none).
 fn header(status: u16, content_type: &str) -> Box<ResponseHeader> {
     let mut h = ResponseHeader::build(status, Some(10)).expect("valid status");
     for (k, v) in SECURITY_HEADERS {
         h.insert_header(k, v).expect("static header");
     }
-    h.insert_header("Content-Type", content_type).expect("static header");
+    if !content_type.is_empty() {
+        h.insert_header("Content-Type", content_type).expect("static header");
+    }
     Box::new(h)
 }
 
 /// A complete, non-streamed response. Pingora adds `Date` and `Connection`.
-async fn write_whole(session: &mut Session, mut h: Box<ResponseHeader>, body: Bytes) -> pingora::Result<()> {
+/// A kept-alive connection advertises the idle time it gets, as Node does
+/// (`keepalive` is `limits.keepalive_timeout`; the connection guard holds
+/// the connection to it).
+async fn write_whole(
+    session: &mut Session,
+    mut h: Box<ResponseHeader>,
+    body: Bytes,
+    keepalive: Duration,
+) -> pingora::Result<()> {
     if session.get_keepalive().is_some() {
-        session.set_keepalive(Some(KEEPALIVE_SECS));
-        h.insert_header("Keep-Alive", "timeout=5").expect("static header");
+        h.insert_header("Keep-Alive", format!("timeout={}", keepalive.as_secs())).expect("number header");
     }
     h.insert_header("Content-Length", body.len().to_string()).expect("number header");
     session.write_response_header(h).await?;
@@ -91,17 +115,17 @@ async fn write_whole(session: &mut Session, mut h: Box<ResponseHeader>, body: By
 /// Writes `err` as a complete response. An unread request body is drained
 /// when small, so the connection stays usable; a large one, and 413/408 (as
 /// the gateway does it), close the connection.
-pub async fn write_error(session: &mut Session, err: &ChatError) -> pingora::Result<()> {
+pub async fn write_error(session: &mut Session, err: &ChatError, keepalive: Duration) -> pingora::Result<()> {
     let (content_type, body) = err.body();
     let mut h = header(err.status(), content_type);
     for (k, v) in err.headers() {
         h.insert_header(k, v).expect("valid header");
     }
-    let closes = matches!(err, ChatError::PayloadTooLarge | ChatError::BodyTimeout);
+    let closes = matches!(err, ChatError::PayloadTooLarge | ChatError::BodyTimeout | ChatError::MalformedBody);
     if closes || !drain_small_body(session).await {
         session.set_keepalive(None);
     }
-    write_whole(session, h, body).await
+    write_whole(session, h, body, keepalive).await
 }
 
 /// Reads and discards a small unread body; `false` if it is large, has no
@@ -122,9 +146,9 @@ async fn drain_small_body(session: &mut Session) -> bool {
 }
 
 /// Writes a complete `application/json` 200 response.
-pub async fn write_json(session: &mut Session, body: Vec<u8>) -> pingora::Result<()> {
+pub async fn write_json(session: &mut Session, body: Vec<u8>, keepalive: Duration) -> pingora::Result<()> {
     let h = header(200, "application/json; charset=utf-8");
-    write_whole(session, h, Bytes::from(body)).await
+    write_whole(session, h, Bytes::from(body), keepalive).await
 }
 
 /// Writes the SSE response header. Chunked framing must be explicit, or

@@ -85,7 +85,7 @@ pub async fn serve(svc: &ChatService, session: &mut Session, client: Client, log
         log.outcome = e.metric_label();
         log.status = e.status();
         if !log.committed && e != ChatError::ClientGone {
-            let _ = io::write_error(session, &e).await;
+            let _ = io::write_error(session, &e, svc.limits.keepalive_timeout).await;
         }
     }
 }
@@ -96,6 +96,7 @@ async fn handle(svc: &ChatService, session: &mut Session, client: Client, log: &
     let Some(client_ip) = client.ip() else {
         return Err(ChatError::ProxyAttribution);
     };
+    expect(session).await?;
     if session.req_header().method != http::Method::POST {
         return Err(ChatError::MethodNotAllowed);
     }
@@ -138,6 +139,32 @@ async fn handle(svc: &ChatService, session: &mut Session, client: Client, log: &
         log.outcome = outcome;
     }
     result.map(|_| ())
+}
+
+/// `Expect` on HTTP/1.1, first of all, as Node and the gateway handle it:
+/// `100-continue` (a token anywhere in the value, any case) is answered
+/// with `100 Continue` at once; any other expectation gets 417.
+async fn expect(session: &mut Session) -> Result<(), ChatError> {
+    let req = session.req_header();
+    if req.version != http::Version::HTTP_11 {
+        return Ok(());
+    }
+    let Some(value) = req.headers.get(http::header::EXPECT) else { return Ok(()) };
+    if !expects_continue(value.as_bytes()) {
+        return Err(ChatError::ExpectationFailed);
+    }
+    session.write_continue_response().await.map_err(|_| ChatError::ClientGone)
+}
+
+/// Node's `/(?:^|\W)100-continue(?:$|\W)/i`.
+fn expects_continue(value: &[u8]) -> bool {
+    const TOKEN: &[u8] = b"100-continue";
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    value.windows(TOKEN.len()).enumerate().any(|(i, w)| {
+        w.eq_ignore_ascii_case(TOKEN)
+            && (i == 0 || !word(value[i - 1]))
+            && value.get(i + TOKEN.len()).is_none_or(|&b| !word(b))
+    })
 }
 
 /// The built-in's prelude: lockout, bearer check, and the loopback slow-down.

@@ -74,6 +74,10 @@ struct FileLimits {
     sse_keepalive_secs: Option<u64>,
     run_buffer_bytes: Option<usize>,
     write_timeout_ms: Option<u64>,
+    headers_timeout_ms: Option<u64>,
+    keepalive_timeout_ms: Option<u64>,
+    request_timeout_ms: Option<u64>,
+    max_header_bytes: Option<usize>,
 }
 
 /// Limits; each is documented in `conf/clawbridge.yaml`.
@@ -94,6 +98,26 @@ pub struct Limits {
     /// A client that accepts no response bytes for this long is dropped
     /// (its run aborted): bounds what a slow reader can hold.
     pub write_timeout: Duration,
+    /// Every client connection, every route (Node's server defaults):
+    /// a request head must be in within `headers_timeout` (408), a
+    /// kept-alive connection may idle `keepalive_timeout` between requests,
+    /// a whole request must be in within `request_timeout` (408), and a head
+    /// over `max_header_bytes` gets 431.
+    pub headers_timeout: Duration,
+    pub keepalive_timeout: Duration,
+    pub request_timeout: Duration,
+    pub max_header_bytes: usize,
+}
+
+impl Limits {
+    pub fn conn(&self) -> crate::conn_guard::ConnLimits {
+        crate::conn_guard::ConnLimits {
+            headers_timeout: self.headers_timeout,
+            keepalive_timeout: self.keepalive_timeout,
+            request_timeout: self.request_timeout,
+            max_header_bytes: self.max_header_bytes,
+        }
+    }
 }
 
 /// Everything the process needs, validated.
@@ -238,6 +262,30 @@ impl Config {
                 l.write_timeout_ms,
                 30_000,
             )?),
+            headers_timeout: Duration::from_millis(num(
+                "limits.headers_timeout_ms",
+                "CLAWBRIDGE_HEADERS_TIMEOUT_MS",
+                l.headers_timeout_ms,
+                60_000,
+            )?),
+            keepalive_timeout: Duration::from_millis(num(
+                "limits.keepalive_timeout_ms",
+                "CLAWBRIDGE_KEEPALIVE_TIMEOUT_MS",
+                l.keepalive_timeout_ms,
+                5_000,
+            )?),
+            request_timeout: Duration::from_millis(num(
+                "limits.request_timeout_ms",
+                "CLAWBRIDGE_REQUEST_TIMEOUT_MS",
+                l.request_timeout_ms,
+                300_000,
+            )?),
+            max_header_bytes: num(
+                "limits.max_header_bytes",
+                "CLAWBRIDGE_MAX_HEADER_BYTES",
+                as_usize(l.max_header_bytes),
+                16 * 1024,
+            )? as usize,
         };
         for (key, v) in [
             ("limits.max_concurrent_runs", limits.max_concurrent_runs as u64),
@@ -246,6 +294,9 @@ impl Config {
             ("limits.handshake_timeout_ms", limits.handshake_timeout.as_millis() as u64),
             ("limits.body_timeout_ms", limits.body_timeout.as_millis() as u64),
             ("limits.write_timeout_ms", limits.write_timeout.as_millis() as u64),
+            ("limits.headers_timeout_ms", limits.headers_timeout.as_millis() as u64),
+            ("limits.keepalive_timeout_ms", limits.keepalive_timeout.as_millis() as u64),
+            ("limits.request_timeout_ms", limits.request_timeout.as_millis() as u64),
         ] {
             if v == 0 {
                 return Err(ConfigError::new(key, "must be > 0"));
@@ -337,6 +388,28 @@ mod tests {
         assert!(!cfg.chat_enabled(), "off by default, as in the gateway");
         assert_eq!(cfg.limits.max_body_bytes, 20 * 1024 * 1024);
         assert_eq!(cfg.grace_period, Duration::from_secs(20));
+        // Node's HTTP server defaults, as the gateway runs it.
+        assert_eq!(cfg.limits.headers_timeout, Duration::from_secs(60));
+        assert_eq!(cfg.limits.keepalive_timeout, Duration::from_secs(5));
+        assert_eq!(cfg.limits.request_timeout, Duration::from_secs(300));
+        assert_eq!(cfg.limits.max_header_bytes, 16 * 1024);
+    }
+
+    #[test]
+    fn connection_limits_from_yaml_and_env() {
+        let f: FileConfig =
+            serde_yaml::from_str("limits:\n  headers_timeout_ms: 1500\n  max_header_bytes: 4096\n").unwrap();
+        let env = env_of(&[("HOME", "/nonexistent-home"), ("CLAWBRIDGE_KEEPALIVE_TIMEOUT_MS", "250")]);
+        let cfg = Config::build(f, &env).unwrap();
+        assert_eq!(cfg.limits.headers_timeout, Duration::from_millis(1500));
+        assert_eq!(cfg.limits.keepalive_timeout, Duration::from_millis(250));
+        assert_eq!(cfg.limits.max_header_bytes, 4096);
+        let err = Config::build(
+            FileConfig::default(),
+            &env_of(&[("HOME", "/nonexistent-home"), ("CLAWBRIDGE_REQUEST_TIMEOUT_MS", "0")]),
+        )
+        .unwrap_err();
+        assert_eq!(err.key, "limits.request_timeout_ms");
     }
 
     #[test]
