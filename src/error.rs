@@ -20,6 +20,10 @@ pub enum ChatError {
     ProxyAttribution,
     #[error("payload too large")]
     PayloadTooLarge,
+    /// The body fit, but the `agent` frame built from it is over the
+    /// gateway's frame limit; the message gives both sizes.
+    #[error("request too large for the gateway: {0}")]
+    RequestTooLarge(String),
     #[error("request body timeout")]
     BodyTimeout,
     /// A 400 with the gateway's exact message.
@@ -41,6 +45,10 @@ pub enum ChatError {
     RunFailed { status: u16, kind: &'static str, message: String },
     #[error("run timed out")]
     RunTimeout,
+    /// The gateway link stopped the run: lost link, oversized frame, slow
+    /// reader. `message` says which, in fixed words and sizes.
+    #[error("run cut: {message}")]
+    RunCut { message: String, label: &'static str },
     /// The client went away; nothing is written, the run is aborted.
     #[error("client went away")]
     ClientGone,
@@ -53,11 +61,11 @@ impl ChatError {
             ChatError::Unauthorized => 401,
             ChatError::RateLimited { .. } => 429,
             ChatError::ProxyAttribution => 403,
-            ChatError::PayloadTooLarge => 413,
+            ChatError::PayloadTooLarge | ChatError::RequestTooLarge(_) => 413,
             ChatError::BodyTimeout => 408,
             ChatError::InvalidRequest(_) => 400,
             ChatError::GatewayUnavailable { .. } | ChatError::Overloaded | ChatError::ShuttingDown => 503,
-            ChatError::Gateway { .. } => 502,
+            ChatError::Gateway { .. } | ChatError::RunCut { .. } => 502,
             ChatError::RunFailed { status, .. } => *status,
             ChatError::RunTimeout => 504,
             ChatError::ClientGone => 499,
@@ -71,15 +79,17 @@ impl ChatError {
             ChatError::Unauthorized => "unauthorized",
             ChatError::RateLimited { .. } => "rate_limited",
             ChatError::ProxyAttribution => "proxy_attribution_required",
-            ChatError::PayloadTooLarge | ChatError::BodyTimeout | ChatError::InvalidRequest(_) => {
-                "invalid_request_error"
-            }
+            ChatError::PayloadTooLarge
+            | ChatError::RequestTooLarge(_)
+            | ChatError::BodyTimeout
+            | ChatError::InvalidRequest(_) => "invalid_request_error",
             ChatError::RunFailed { kind, .. } => kind,
             ChatError::GatewayUnavailable { .. }
             | ChatError::Overloaded
             | ChatError::ShuttingDown
             | ChatError::Gateway { .. }
             | ChatError::RunTimeout
+            | ChatError::RunCut { .. }
             | ChatError::ClientGone => "api_error",
         }
     }
@@ -92,6 +102,7 @@ impl ChatError {
             ChatError::RateLimited { .. } => "Too many failed authentication attempts. Please try again later.",
             ChatError::ProxyAttribution => "Proxy client attribution is required. Configure gateway.trustedProxies narrowly and make the proxy overwrite or safely rebuild forwarded client headers.",
             ChatError::PayloadTooLarge => "Payload too large",
+            ChatError::RequestTooLarge(m) => m,
             ChatError::BodyTimeout => "Request body timeout",
             ChatError::InvalidRequest(m) => m,
             ChatError::GatewayUnavailable { .. } => "OpenClaw gateway unavailable",
@@ -100,6 +111,7 @@ impl ChatError {
             ChatError::Gateway { .. } => "internal error",
             ChatError::RunFailed { message, .. } => message,
             ChatError::RunTimeout => "upstream provider timeout",
+            ChatError::RunCut { message, .. } => message,
             ChatError::ClientGone => "client closed request",
         }
     }
@@ -112,6 +124,7 @@ impl ChatError {
             ChatError::RateLimited { .. } => "rate_limited",
             ChatError::ProxyAttribution => "proxy_attribution_required",
             ChatError::PayloadTooLarge => "payload_too_large",
+            ChatError::RequestTooLarge(_) => "request_too_large",
             ChatError::BodyTimeout => "body_timeout",
             ChatError::InvalidRequest(_) => "invalid_request",
             ChatError::GatewayUnavailable { .. } => "gateway_unavailable",
@@ -120,6 +133,7 @@ impl ChatError {
             ChatError::Gateway { .. } => "gateway_error",
             ChatError::RunFailed { .. } => "run_failed",
             ChatError::RunTimeout => "run_timeout",
+            ChatError::RunCut { label, .. } => label,
             ChatError::ClientGone => "client_disconnect",
         }
     }

@@ -84,6 +84,12 @@ pub struct Behaviour {
     /// Delay before answering a bad token (the real gateway takes ~260 ms).
     #[serde(rename = "auth_failure_delay_ms", with = "ms")]
     pub auth_failure_delay: Duration,
+    /// Advertised `policy.maxPayload` and the largest frame read after `connect` (read at handshake): a
+    /// longer frame gets close 1009 and the connection ends, as the real gateway does.
+    pub max_payload: u64,
+    /// `Some(n)`: before its reply, each run sends one `assistant` event of its own carrying about n bytes of
+    /// filler text (a frame too large for a client with a smaller frame limit).
+    pub oversized_run_event: Option<usize>,
 }
 
 impl Default for Behaviour {
@@ -102,6 +108,8 @@ impl Default for Behaviour {
             upstream500_retry_delay: Duration::from_millis(20),
             task_events: false,
             auth_failure_delay: Duration::ZERO,
+            max_payload: crate::protocol::MAX_PAYLOAD,
+            oversized_run_event: None,
         }
     }
 }
