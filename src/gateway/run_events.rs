@@ -143,17 +143,17 @@ mod tests {
     #[tokio::test]
     async fn bounded_by_bytes_not_count() {
         let (tx, mut rx) = channel(10_000);
-        for _ in 0..100 {
-            tx.send(delta("x")).unwrap();
-        }
-        assert_eq!(tx.send(delta(&"y".repeat(10_000))), Err(SendError::OverLimit));
+        // Events of 65 weighed bytes: 153 fit in 10,000, the 154th does not.
+        let admitted = (0..1_000).take_while(|_| tx.send(delta("x")).is_ok()).count();
+        assert_eq!(admitted, 153);
+        assert_eq!(tx.send(delta(&"y".repeat(2_000))), Err(SendError::OverLimit));
         assert!(tx.send(RunEvent::Finished(Box::default())).is_ok(), "a run can always end");
         let mut n = 0;
         while rx.try_recv().is_some() {
             n += 1;
         }
-        assert_eq!(n, 101);
-        assert!(tx.send(delta(&"y".repeat(5_000))).is_ok(), "draining frees the budget");
+        assert_eq!(n, 154);
+        assert!(tx.send(delta(&"y".repeat(9_000))).is_ok(), "draining frees the budget");
         drop(rx);
         assert_eq!(tx.send(delta("z")), Err(SendError::Closed));
     }
