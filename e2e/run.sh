@@ -48,6 +48,7 @@ export E2E_FAKE_URL="http://127.0.0.1:$OCREF_FAKE_LLM_PORT"
 export E2E_TOKEN="$OCREF_TOKEN"
 export E2E_FAKE_LOG="$OCREF_RUN/fake_llm.requests.jsonl"
 export E2E_OUT="$OUT"
+export E2E_ADMIN_URL="http://127.0.0.1:$ADMIN_PORT"
 export E2E_RUN_ID="${E2E_RUN_ID:-$(date +%s)-$$}"
 if [ "$SELFTEST" = "1" ]; then export E2E_BRIDGE_URL="$GATEWAY_URL"; else export E2E_BRIDGE_URL="http://127.0.0.1:$BRIDGE_PORT"; fi
 
@@ -203,6 +204,7 @@ if [[ " $PHASES " == *" 1 "* ]]; then
   run_suite differential "$PY" "$E2E/differential.py" "${diff_args[@]}"
   run_suite sessions "$PY" "$E2E/sessions.py"
   run_suite abort "$PY" "$E2E/abort.py"
+  [ "$SELFTEST" = "1" ] || run_suite link-safety "$PY" "$E2E/link_safety.py"
   run_suite passthrough "$PY" "$E2E/passthrough.py"
   run_suite sdk-python "$PY" "$E2E/sdk_python.py"
   run_suite sdk-node node "$E2E/sdk_node.mjs"

@@ -20,6 +20,10 @@ pub enum ChatError {
     ProxyAttribution,
     #[error("payload too large")]
     PayloadTooLarge,
+    /// The body fit, but the `agent` frame built from it is over the
+    /// gateway's frame limit; the message gives both sizes.
+    #[error("request too large for the gateway: {0}")]
+    RequestTooLarge(String),
     #[error("request body timeout")]
     BodyTimeout,
     /// The body's framing is broken (bad chunk size or terminator): Node's
@@ -48,6 +52,10 @@ pub enum ChatError {
     RunFailed { status: u16, kind: &'static str, message: String },
     #[error("run timed out")]
     RunTimeout,
+    /// The gateway link stopped the run: lost link, oversized frame, slow
+    /// reader. `message` says which, in fixed words and sizes.
+    #[error("run cut: {message}")]
+    RunCut { message: String, label: &'static str },
     /// The client went away; nothing is written, the run is aborted.
     #[error("client went away")]
     ClientGone,
@@ -60,12 +68,12 @@ impl ChatError {
             ChatError::Unauthorized => 401,
             ChatError::RateLimited { .. } => 429,
             ChatError::ProxyAttribution => 403,
-            ChatError::PayloadTooLarge => 413,
+            ChatError::PayloadTooLarge | ChatError::RequestTooLarge(_) => 413,
             ChatError::BodyTimeout => 408,
             ChatError::InvalidRequest(_) | ChatError::MalformedBody => 400,
             ChatError::ExpectationFailed => 417,
             ChatError::GatewayUnavailable { .. } | ChatError::Overloaded | ChatError::ShuttingDown => 503,
-            ChatError::Gateway { .. } => 502,
+            ChatError::Gateway { .. } | ChatError::RunCut { .. } => 502,
             ChatError::RunFailed { status, .. } => *status,
             ChatError::RunTimeout => 504,
             ChatError::ClientGone => 499,
@@ -80,6 +88,7 @@ impl ChatError {
             ChatError::RateLimited { .. } => "rate_limited",
             ChatError::ProxyAttribution => "proxy_attribution_required",
             ChatError::PayloadTooLarge
+            | ChatError::RequestTooLarge(_)
             | ChatError::BodyTimeout
             | ChatError::InvalidRequest(_)
             | ChatError::MalformedBody
@@ -90,6 +99,7 @@ impl ChatError {
             | ChatError::ShuttingDown
             | ChatError::Gateway { .. }
             | ChatError::RunTimeout
+            | ChatError::RunCut { .. }
             | ChatError::ClientGone => "api_error",
         }
     }
@@ -102,6 +112,7 @@ impl ChatError {
             ChatError::RateLimited { .. } => "Too many failed authentication attempts. Please try again later.",
             ChatError::ProxyAttribution => "Proxy client attribution is required. Configure gateway.trustedProxies narrowly and make the proxy overwrite or safely rebuild forwarded client headers.",
             ChatError::PayloadTooLarge => "Payload too large",
+            ChatError::RequestTooLarge(m) => m,
             ChatError::BodyTimeout => "Request body timeout",
             ChatError::MalformedBody => "Bad Request",
             ChatError::ExpectationFailed => "Expectation Failed",
@@ -112,6 +123,7 @@ impl ChatError {
             ChatError::Gateway { .. } => "internal error",
             ChatError::RunFailed { message, .. } => message,
             ChatError::RunTimeout => "upstream provider timeout",
+            ChatError::RunCut { message, .. } => message,
             ChatError::ClientGone => "client closed request",
         }
     }
@@ -124,6 +136,7 @@ impl ChatError {
             ChatError::RateLimited { .. } => "rate_limited",
             ChatError::ProxyAttribution => "proxy_attribution_required",
             ChatError::PayloadTooLarge => "payload_too_large",
+            ChatError::RequestTooLarge(_) => "request_too_large",
             ChatError::BodyTimeout => "body_timeout",
             ChatError::MalformedBody => "malformed_body",
             ChatError::ExpectationFailed => "expectation_failed",
@@ -134,6 +147,7 @@ impl ChatError {
             ChatError::Gateway { .. } => "gateway_error",
             ChatError::RunFailed { .. } => "run_failed",
             ChatError::RunTimeout => "run_timeout",
+            ChatError::RunCut { label, .. } => label,
             ChatError::ClientGone => "client_disconnect",
         }
     }

@@ -342,28 +342,39 @@ async fn concurrent_runs_are_capped() {
     eventually("run table empty", Duration::from_secs(2), || gw.runs_in_flight() == 0).await;
 }
 
-/// `limits.max_frame_bytes`: a gateway frame over the limit drops the link
-/// (counted as `oversized`, logged); the run on it fails cleanly, the link
-/// is replaced and the process serves on. Malformed frames and frames for
-/// unknown runs on the way are dropped without harm.
+/// `limits.max_frame_bytes`: a gateway frame over the limit that belongs to
+/// no run of this link is dropped (counted as `oversized`) and the link
+/// serves on; one over the transport bound (twice the limit), which the
+/// socket cannot skip, resets the link, and every run on it is told that,
+/// not just "connection lost". Malformed frames and frames for unknown
+/// runs on the way are dropped without harm.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn oversized_gateway_frame_drops_the_link() {
+async fn oversized_gateway_frames() {
     let gw = gateway().await;
-    gw.set(|b| b.send_garbage_before_events = Some(64 * 1024));
+    // Over 16 KiB, under the 32 KiB transport bound, for no run of ours.
+    gw.set(|b| b.send_garbage_before_events = Some(24 * 1024));
     let bridge = BridgeOpts::new(gw.addr()).env("CLAWBRIDGE_MAX_FRAME_BYTES", "16384").start().await;
+    let r = post_chat(&bridge, &chat_body(false, "hi")).await;
+    assert_eq!(r.status(), 200, "dropped, the link serves on");
+    let m = bridge.metrics().await;
+    assert!(m.contains("clawbridge_gateway_frames_dropped_total{reason=\"oversized\"} 1"), "{m}");
+    assert!(m.contains("clawbridge_gateway_reconnects_total 0"), "{m}");
+
+    gw.set(|b| b.send_garbage_before_events = Some(64 * 1024));
     let stream = post_chat(&bridge, &chat_body(true, "hi")).await;
     let plain = post_chat(&bridge, &chat_body(false, "hi")).await;
     assert_eq!(stream.status(), 200);
     let events = parse_sse(&stream.text().await.unwrap());
     assert_eq!(events.last(), Some(&Sse::Done));
-    assert!(matches!(&events[events.len() - 2], Sse::Json(v) if v.get("error").is_some()), "{events:?}");
+    let want = "upstream gateway connection lost: the gateway sent a frame over clawbridge's 32768-byte transport limit (2 x limits.max_frame_bytes), so the shared link was reset";
+    assert!(matches!(&events[events.len() - 2], Sse::Json(v) if v["error"]["message"] == want), "{events:?}");
     // The second request raced the drop: refused (503) or failed (502),
     // never hung; or, if it started after the reconnect, it hit the same
     // oversized frame.
     assert!([502, 503].contains(&plain.status().as_u16()), "{}", plain.status());
     let m = bridge.metrics().await;
     assert!(m.contains("clawbridge_gateway_frames_dropped_total{reason=\"oversized\"}"), "{m}");
-    assert!(bridge.logs().contains("gateway frame over 16384 bytes"), "{}", bridge.logs());
+    assert!(bridge.logs().contains("gateway frame over the 32768-byte transport bound"), "{}", bridge.logs());
     gw.set(|b| b.send_garbage_before_events = Some(0));
     bridge.wait_admin("/readyz", Duration::from_secs(5)).await;
     let r = post_chat(&bridge, &chat_body(false, "hi")).await;

@@ -87,6 +87,12 @@ pub struct Behaviour {
     /// `gateway.trustedProxies` (exact addresses): peers whose forwarding
     /// headers are accepted; anyone else's get the 403.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Advertised `policy.maxPayload` and the largest frame read after `connect` (read at handshake): a
+    /// longer frame gets close 1009 and the connection ends, as the real gateway does.
+    pub max_payload: u64,
+    /// `Some(n)`: before its reply, each run sends one `assistant` event of its own carrying about n bytes of
+    /// filler text (a frame too large for a client with a smaller frame limit).
+    pub oversized_run_event: Option<usize>,
 }
 
 impl Default for Behaviour {
@@ -106,6 +112,8 @@ impl Default for Behaviour {
             task_events: false,
             auth_failure_delay: Duration::ZERO,
             trusted_proxies: Vec::new(),
+            max_payload: crate::protocol::MAX_PAYLOAD,
+            oversized_run_event: None,
         }
     }
 }

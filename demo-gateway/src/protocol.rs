@@ -170,6 +170,7 @@ pub struct HelloOk<'a> {
     pub auth_method: &'a str,
     pub scopes: &'a [String],
     pub tick_interval_ms: u64,
+    pub max_payload: u64,
 }
 
 /// Trimmed but key-order-faithful copy of `ws-hello-ok.json`.
@@ -231,7 +232,7 @@ pub fn hello_ok_payload(h: &HelloOk<'_>) -> String {
         .obj("sessionDefaults", session_defaults);
     let auth = Obj::new().str("method", h.auth_method).str("role", "operator").strs("scopes", h.scopes);
     let policy = Obj::new()
-        .num("maxPayload", MAX_PAYLOAD)
+        .num("maxPayload", h.max_payload)
         .num("maxBufferedBytes", MAX_BUFFERED_BYTES)
         .num("tickIntervalMs", h.tick_interval_ms);
     Obj::with_capacity(6144)

@@ -208,6 +208,16 @@ impl Script {
         }
     }
 
+    /// One `assistant` event of this run with about `n` bytes of filler (`oversized_run_event`).
+    async fn oversized_event(&mut self, n: usize) {
+        // `text` and `delta` both carry it.
+        let filler = "x".repeat(n.saturating_sub(400) / 2);
+        let s = self.next_seq();
+        let e =
+            p::assistant(&self.r(), s, now_ms(), "oversized:1", AssistantData::Full { text: &filler, delta: &filler });
+        self.bc.agent(e).await;
+    }
+
     /// Stream the reply deltas; returns when all were sent.
     async fn stream_reply(&mut self) -> Result<(), Stop> {
         let deltas = self.b.reply_deltas(&self.spec.message);
@@ -379,6 +389,9 @@ async fn drive(sc: &mut Script, mode: Mode) -> Result<Ended, Stop> {
 
 async fn normal(sc: &mut Script) -> Result<Ended, Stop> {
     sc.start().await;
+    if let Some(n) = sc.b.oversized_run_event {
+        sc.oversized_event(n).await;
+    }
     sc.stream_reply().await?;
     let s = sc.next_seq();
     let e = p::usage(&sc.r(), s, now_ms(), sc.outputs);

@@ -16,7 +16,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
 /// Facts about the HTTP upgrade request.
@@ -40,7 +40,7 @@ where
     let (sink, stream) = ws.split();
     let writer = tokio::spawn(writer(sink, rx, shared.clone()));
     let writer_handle = writer.abort_handle();
-    let reader = tokio::spawn(reader(stream, tx, shared.clone(), id, info, writer.abort_handle()));
+    let reader = tokio::spawn(reader(stream, tx, shared.clone(), id, info, writer));
     shared.attach_conn_tasks(id, vec![reader.abort_handle(), writer_handle]);
 }
 
@@ -115,6 +115,8 @@ fn truncate_reason(s: &str) -> String {
 /// Per-connection state after `connect`.
 struct Session {
     scopes: Vec<String>,
+    /// `policy.maxPayload` announced in `hello-ok`.
+    max_payload: u64,
 }
 
 async fn reader<S>(
@@ -123,7 +125,7 @@ async fn reader<S>(
     shared: Arc<Shared>,
     id: u64,
     info: UpgradeInfo,
-    writer: tokio::task::AbortHandle,
+    mut writer: tokio::task::JoinHandle<()>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -146,10 +148,22 @@ async fn reader<S>(
                 closing = close(&tx, 1000, "").await;
                 continue;
             }
+            // What `ws` does: a frame over `maxPayload` is 1009, invalid UTF-8 in a text frame 1007; the
+            // gateway then closes. The socket cannot be read past the error, so wait for the close to go out.
+            Some(Err(e @ (WsError::Capacity(_) | WsError::Utf8(_)))) if !closing => {
+                let code = if matches!(e, WsError::Capacity(_)) { 1009 } else { 1007 };
+                close(&tx, code, "").await;
+                let _ = tokio::time::timeout(Duration::from_secs(1), &mut writer).await;
+                break;
+            }
             Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
             Some(Ok(_)) => continue,
         };
         if closing {
+            continue;
+        }
+        if session.as_ref().is_some_and(|s| text.len() as u64 > s.max_payload) {
+            closing = close(&tx, 1009, "").await;
             continue;
         }
         let frame: Value = match serde_json::from_str(text.as_str()) {
@@ -244,13 +258,14 @@ async fn handle_connect(
                 auth_method,
                 scopes: &scopes,
                 tick_interval_ms: tick.as_millis() as u64,
+                max_payload: b.max_payload,
             });
             let _ = tx.send(Out::Frame(p::res_ok(req_id, &hello))).await;
             let _ = tx.send(Out::StartTicks(tick)).await;
             if has_scope(&scopes, "operator.read") {
                 shared.subscribe(id);
             }
-            ConnectResult::Accepted(Session { scopes })
+            ConnectResult::Accepted(Session { scopes, max_payload: b.max_payload })
         }
     }
 }

@@ -11,7 +11,7 @@ use super::request::ChatTurn;
 use super::response::{completion_body, Usage};
 use super::{failure, io, route, ChatLog, ChatService, Run};
 use crate::error::ChatError;
-use crate::gateway::{Accepted, Finish, LifecycleData, RunEvent};
+use crate::gateway::{Accepted, Cut, Finish, LifecycleData, RunEvent};
 use crate::metrics;
 
 /// What woke a loop up.
@@ -55,10 +55,18 @@ pub async fn await_accept(svc: &ChatService, session: &mut Session, run: &mut Ru
                 run.mark_finished();
                 return Err(ChatError::Gateway { detail: "run finished before it was accepted".into() });
             }
-            Step::Event(Some(RunEvent::Lost(reason))) => {
-                // Not finished: the gateway may still run it (a silent link
-                // was dropped); `Run`'s drop queues a `chat.abort`.
-                return Err(ChatError::GatewayUnavailable { reason: reason.to_string() });
+            Step::Event(Some(RunEvent::Cut(cut))) => {
+                return Err(match *cut {
+                    // Never sent: nothing to abort.
+                    Cut::RequestTooLarge { .. } => {
+                        run.mark_finished();
+                        ChatError::RequestTooLarge(cut.to_string())
+                    }
+                    // Not finished: the gateway may still run it (a silent
+                    // link was dropped); `Run`'s drop queues a `chat.abort`.
+                    Cut::LinkLost(reason) => ChatError::GatewayUnavailable { reason: reason.to_string() },
+                    cut => cut_error(&cut),
+                });
             }
             Step::Event(Some(_)) => continue,
             Step::Event(None) => {
@@ -135,19 +143,28 @@ pub async fn collect(
                 io::write_json(session, body, svc.limits.keepalive_timeout).await.map_err(|_| gone("during_wait"))?;
                 return Ok("ok");
             }
-            Step::Event(Some(RunEvent::Lost(reason))) => {
-                // Not finished: the gateway may still run it (a silent link
-                // was dropped); `Run`'s drop queues a `chat.abort`.
-                return Err(ChatError::Gateway { detail: format!("link lost: {reason}") });
+            Step::Event(Some(RunEvent::Cut(cut))) => {
+                // Not finished: the gateway may still run it; `Run`'s drop
+                // queues a `chat.abort`.
+                return Err(cut_error(&cut));
             }
             Step::Event(Some(_)) => {}
-            Step::Event(None) => return Err(ChatError::Gateway { detail: "run dropped by the gateway link".into() }),
+            Step::Event(None) => return Err(ChatError::RunCut { message: RUN_DROPPED.into(), label: "gateway_lost" }),
             Step::ClientGone => return Err(gone("during_wait")),
             Step::RunDeadline => return Err(ChatError::RunTimeout),
             Step::Drain => return Err(ChatError::ShuttingDown),
             Step::KeepAlive => {}
         }
     }
+}
+
+/// The channel closed with no word why (the link task is gone).
+pub(super) const RUN_DROPPED: &str = "upstream gateway link dropped the run";
+
+/// A run the link stopped, as the client reads it.
+pub(super) fn cut_error(cut: &Cut) -> ChatError {
+    tracing::warn!(reason = %cut, "gateway link stopped the run");
+    ChatError::RunCut { message: cut.to_string(), label: cut.label() }
 }
 
 pub(super) fn finish_reason(finish: &Finish) -> &'static str {

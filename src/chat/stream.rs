@@ -14,7 +14,7 @@ use pingora::time::fast_timeout::fast_sleep;
 use tokio::time::Instant;
 
 use super::assistant_text::StreamText;
-use super::flow::{count_tokens, finish_reason, gone, Step};
+use super::flow::{count_tokens, cut_error, finish_reason, gone, Step, RUN_DROPPED};
 use super::request::ChatTurn;
 use super::response::Usage;
 use super::sse::{put_error, ChunkEncoder, DONE, KEEPALIVE};
@@ -98,10 +98,10 @@ impl Encoder {
                 Some(End::Early)
             }
             RunEvent::Finished(finish) => Some(End::Finished(self.finish(&finish, buf))),
-            RunEvent::Lost(reason) => {
-                tracing::warn!(%reason, "gateway link lost mid-stream");
-                append_error(buf, "upstream gateway connection lost", "api_error");
-                Some(End::Cut("gateway_lost"))
+            RunEvent::Cut(cut) => {
+                let e = cut_error(&cut);
+                append_error(buf, e.message(), e.kind());
+                Some(End::Cut(cut.label()))
             }
             RunEvent::Accepted(_) | RunEvent::Rejected(_) => None,
         }
@@ -216,8 +216,8 @@ pub async fn stream(
             };
             let end = match step {
                 Step::Event(None) => {
-                    tracing::warn!(run_id = %run.id, "run dropped by the gateway link (reader fell behind or link lost)");
-                    append_error(&mut buf, "upstream gateway connection lost", "api_error");
+                    tracing::warn!(run_id = %run.id, "run dropped by the gateway link");
+                    append_error(&mut buf, RUN_DROPPED, "api_error");
                     Some(End::Cut("gateway_lost"))
                 }
                 Step::Event(ev) => {

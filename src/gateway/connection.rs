@@ -2,6 +2,12 @@
 //! gateway's own backend client, demultiplex every run's frames by run id,
 //! watch the tick, and reconnect with backoff. Handlers talk to it only
 //! through channels, so the run table needs no lock.
+//!
+//! One request must not break the link every run shares: an `agent` frame
+//! over the gateway's `maxPayload` is never sent (the gateway would close
+//! the link with 1009), and an inbound frame over `limits.max_frame_bytes`
+//! stops only its own run. The socket itself reads frames up to
+//! [`transport_bound`]; only a frame over that resets the link.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -17,13 +23,25 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use super::decode::{self, AgentData, Payload};
 use super::frames::{self, AgentResPayload, HelloOk, InFrame};
 use super::run_events::{RunSender, SendError};
-use super::{Command, Finish, Gateway, GatewaySettings, LinkState, RunEvent};
+use super::{Command, Cut, Finish, Gateway, GatewaySettings, LinkState, RunEvent};
 use crate::metrics;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Most `chat.abort`s kept for runs lost with a link (the oldest go first).
 const MAX_LOST_ABORTS: usize = 4096;
+
+/// The gateway's frame limit when `hello-ok` announces none: 25 MiB, its
+/// `MAX_PAYLOAD_BYTES` (2026.9.6).
+pub const DEFAULT_MAX_PAYLOAD: usize = 25 * 1024 * 1024;
+
+/// The largest frame the socket reads: twice `limits.max_frame_bytes`.
+/// A frame up to this is read whole and, when over `max_frame_bytes`,
+/// dropped, stopping only its run; tungstenite cannot skip a frame without
+/// buffering it, so a larger one ends the link (every run on it is told so).
+pub fn transport_bound(max_frame_bytes: usize) -> usize {
+    max_frame_bytes.saturating_mul(2)
+}
 
 /// The connection task, not yet running; see [`channel`].
 pub struct Driver {
@@ -58,6 +76,27 @@ struct Slot {
 struct Link {
     ws: Ws,
     tick: Duration,
+    /// `policy.maxPayload` from `hello-ok`: the largest frame the gateway reads.
+    max_payload: usize,
+}
+
+/// Why a link ended: `reason` for logs and readiness, `client` for the
+/// runs it carried (fixed words and numbers only).
+struct Down {
+    reason: Arc<str>,
+    client: Arc<str>,
+}
+
+impl Down {
+    const LOST: &'static str = "upstream gateway connection lost";
+
+    fn new(reason: impl Into<Arc<str>>) -> Self {
+        Down { reason: reason.into(), client: Arc::from(Self::LOST) }
+    }
+
+    fn with_client(reason: impl Into<Arc<str>>, client: String) -> Self {
+        Down { reason: reason.into(), client: Arc::from(format!("{}: {client}", Self::LOST)) }
+    }
 }
 
 async fn run(settings: GatewaySettings, mut commands: mpsc::Receiver<Command>, state: watch::Sender<LinkState>) {
@@ -67,29 +106,35 @@ async fn run(settings: GatewaySettings, mut commands: mpsc::Receiver<Command>, s
     let mut backoff = settings.reconnect_min;
     loop {
         metrics::GATEWAY_CONNECTED.set(0);
-        let reason: Arc<str> = match connect(&settings).await {
+        let down = match connect(&settings).await {
             Ok((link, default_agent)) => {
-                tracing::info!(upstream = %settings.upstream, tick_ms = link.tick.as_millis() as u64, "gateway connected");
+                tracing::info!(
+                    upstream = %settings.upstream,
+                    tick_ms = link.tick.as_millis() as u64,
+                    max_payload = link.max_payload,
+                    "gateway connected"
+                );
                 metrics::GATEWAY_CONNECTED.set(1);
                 backoff = settings.reconnect_min;
                 metrics::register_agent(&default_agent);
                 state.send_replace(LinkState::Ready { default_agent });
-                let reason = serve(link, &mut commands, &mut runs, &mut lost, &settings).await;
-                match reason {
+                match serve(link, &mut commands, &mut runs, &mut lost, &settings).await {
                     None => return, // every handle is gone: the process is exiting
-                    Some(reason) => reason,
+                    Some(down) => down,
                 }
             }
             Err(reason) => {
                 metrics::GATEWAY_HANDSHAKE_FAILURES.inc();
-                reason
+                Down::new(reason)
             }
         };
+        let Down { reason, client } = down;
         tracing::warn!(upstream = %settings.upstream, %reason, "gateway link down");
         metrics::GATEWAY_CONNECTED.set(0);
         state.send_replace(LinkState::Down { reason: reason.clone() });
+        let cut = || RunEvent::Cut(Box::new(Cut::LinkLost(client.clone())));
         for (_, slot) in runs.drain() {
-            let _ = slot.events.send(RunEvent::Lost(reason.clone()));
+            let _ = slot.events.send(cut());
         }
         metrics::GATEWAY_RUNS.set(0);
         // While down, refuse new runs at once instead of queueing them.
@@ -100,7 +145,7 @@ async fn run(settings: GatewaySettings, mut commands: mpsc::Receiver<Command>, s
                 cmd = commands.recv() => match cmd {
                     None => return,
                     Some(Command::Start { events, .. }) => {
-                        let _ = events.send(RunEvent::Lost(reason.clone()));
+                        let _ = events.send(cut());
                     }
                     // A run lost with the link may still be running on the
                     // gateway: abort it once a link is back.
@@ -127,8 +172,8 @@ async fn connect(settings: &GatewaySettings) -> Result<(Link, Arc<str>), Arc<str
         tcp.set_nodelay(true).map_err(|e| format!("set TCP_NODELAY: {e}"))?;
         let url = format!("ws://{}/", settings.upstream);
         let mut config = WebSocketConfig::default();
-        config.max_message_size = Some(settings.max_frame_bytes);
-        config.max_frame_size = Some(settings.max_frame_bytes);
+        config.max_message_size = Some(transport_bound(settings.max_frame_bytes));
+        config.max_frame_size = Some(transport_bound(settings.max_frame_bytes));
         // tungstenite zeroes its read buffer per read: 128 KiB by default.
         config.read_buffer_size = 16 * 1024;
         let (mut ws, _) = tokio_tungstenite::client_async_with_config(url, MaybeTlsStream::Plain(tcp), Some(config))
@@ -175,12 +220,20 @@ async fn connect(settings: &GatewaySettings) -> Result<(Link, Arc<str>), Arc<str
                 ));
             }
             let tick = hello.policy.as_ref().and_then(|p| p.tick_interval_ms).unwrap_or(30_000);
+            let max_payload = hello
+                .policy
+                .as_ref()
+                .and_then(|p| p.max_payload)
+                .and_then(|n| usize::try_from(n).ok())
+                .filter(|&n| n > 0)
+                .unwrap_or(DEFAULT_MAX_PAYLOAD);
             let default_agent = hello
                 .snapshot
                 .and_then(|s| s.session_defaults)
                 .and_then(|d| d.default_agent_id)
                 .unwrap_or_else(|| "main".to_string());
-            return Ok((Link { ws, tick: Duration::from_millis(tick.max(100)) }, Arc::from(default_agent)));
+            let link = Link { ws, tick: Duration::from_millis(tick.max(100)), max_payload };
+            return Ok((link, Arc::from(default_agent)));
         }
     };
     match timeout(settings.handshake_timeout, fut).await {
@@ -192,19 +245,21 @@ async fn connect(settings: &GatewaySettings) -> Result<(Link, Arc<str>), Arc<str
 }
 
 /// Serves one live link until it dies. Returns `None` when every handle is
-/// dropped, else the reason the link ended.
+/// dropped, else why the link ended.
 async fn serve(
     mut link: Link,
     commands: &mut mpsc::Receiver<Command>,
     runs: &mut HashMap<Arc<str>, Slot>,
     lost: &mut VecDeque<(Arc<str>, Arc<str>)>,
     settings: &GatewaySettings,
-) -> Option<Arc<str>> {
+) -> Option<Down> {
+    // `chat.abort` frames carry a session key that already fit in the run's
+    // `agent` frame, so they need no size check.
     for (run_id, session_key) in lost.drain(..) {
         let frame = frames::abort_request(&format!("abort-{run_id}"), &session_key, &run_id);
         metrics::ABORTS_SENT.inc();
         if let Err(e) = link.ws.send(Message::Text(frame.into())).await {
-            return Some(format!("send chat.abort: {e}").into());
+            return Some(Down::new(format!("send chat.abort: {e}")));
         }
     }
     let silence = link.tick * 2;
@@ -216,26 +271,45 @@ async fn serve(
             msg = link.ws.next() => {
                 watchdog.as_mut().reset(Instant::now() + silence);
                 match msg {
+                    Some(Ok(Message::Text(text))) if text.len() > settings.max_frame_bytes => {
+                        on_oversized(&text, runs, settings.max_frame_bytes);
+                    }
                     Some(Ok(Message::Text(text))) => on_frame(&text, runs),
                     Some(Ok(Message::Close(c))) => {
-                        return Some(format!("gateway closed the socket: {}", c.map(|c| format!("{} {}", u16::from(c.code), c.reason)).unwrap_or_default()).into());
+                        let code = c.as_ref().map(|c| u16::from(c.code));
+                        let reason = format!("gateway closed the socket: {}", c.map(|c| format!("{} {}", u16::from(c.code), c.reason)).unwrap_or_default());
+                        return Some(match code {
+                            Some(code) => Down::with_client(reason, format!("the gateway closed the link (WebSocket close code {code})")),
+                            None => Down::new(reason),
+                        });
                     }
                     Some(Ok(_)) => {}
                     Some(Err(tungstenite::Error::Capacity(e))) => {
                         metrics::GATEWAY_FRAMES_DROPPED.with_label_values(&["oversized"]).inc();
-                        return Some(format!("gateway frame over {} bytes: {e}", settings.max_frame_bytes).into());
+                        let bound = transport_bound(settings.max_frame_bytes);
+                        return Some(Down::with_client(
+                            format!("gateway frame over the {bound}-byte transport bound (2 x limits.max_frame_bytes): {e}; resetting the link"),
+                            format!("the gateway sent a frame over clawbridge's {bound}-byte transport limit (2 x limits.max_frame_bytes), so the shared link was reset"),
+                        ));
                     }
-                    Some(Err(e)) => return Some(format!("gateway socket error: {e}").into()),
-                    None => return Some("gateway closed the socket".into()),
+                    Some(Err(e)) => return Some(Down::new(format!("gateway socket error: {e}"))),
+                    None => return Some(Down::new("gateway closed the socket")),
                 }
             }
             cmd = commands.recv() => match cmd {
                 None => return None,
                 Some(Command::Start { run_id, frame, events }) => {
+                    // The gateway weighs the UTF-8 bytes of the frame against its
+                    // `maxPayload` and closes the whole link (1009) when over.
+                    if frame.len() > link.max_payload {
+                        tracing::warn!(run_id = %run_id, bytes = frame.len(), max_payload = link.max_payload, "agent request over the gateway's frame limit; not sent");
+                        let _ = events.send(RunEvent::Cut(Box::new(Cut::RequestTooLarge { bytes: frame.len(), limit: link.max_payload })));
+                        continue;
+                    }
                     if let Err(e) = link.ws.send(Message::Text(frame.into())).await {
-                        let reason: Arc<str> = format!("send agent request: {e}").into();
-                        let _ = events.send(RunEvent::Lost(reason.clone()));
-                        return Some(reason);
+                        let down = Down::new(format!("send agent request: {e}"));
+                        let _ = events.send(RunEvent::Cut(Box::new(Cut::LinkLost(down.client.clone()))));
+                        return Some(down);
                     }
                     runs.insert(run_id, Slot { events, accepted: false });
                 }
@@ -244,12 +318,16 @@ async fn serve(
                     let frame = frames::abort_request(&format!("abort-{run_id}"), &session_key, &run_id);
                     metrics::ABORTS_SENT.inc();
                     if let Err(e) = link.ws.send(Message::Text(frame.into())).await {
-                        return Some(format!("send chat.abort: {e}").into());
+                        return Some(Down::new(format!("send chat.abort: {e}")));
                     }
                 }
             },
             _ = &mut watchdog => {
-                return Some(format!("no frame from the gateway for {} ms (2 tick intervals)", silence.as_millis()).into());
+                let ms = silence.as_millis();
+                return Some(Down::with_client(
+                    format!("no frame from the gateway for {ms} ms (2 tick intervals)"),
+                    format!("no frame from the gateway for {ms} ms"),
+                ));
             }
         }
         metrics::GATEWAY_RUNS.set(runs.len() as i64);
@@ -312,6 +390,31 @@ fn on_frame(text: &str, runs: &mut HashMap<Arc<str>, Slot>) {
     }
 }
 
+/// A frame over `limits.max_frame_bytes` (and within the transport bound):
+/// dropped; if it is an `agent` event or a `res` of one of this link's runs,
+/// that run is stopped with an error saying so. Only this rare path scans
+/// the frame for its run id; `data` is skipped, not decoded.
+fn on_oversized(text: &str, runs: &mut HashMap<Arc<str>, Slot>, limit: usize) {
+    metrics::GATEWAY_FRAMES.inc();
+    metrics::GATEWAY_FRAMES_DROPPED.with_label_values(&["oversized"]).inc();
+    let run = match decode::decode(text, &|_| false) {
+        Ok(f) => match (f.kind.as_ref(), f.payload) {
+            ("event", Payload::Agent(ev)) if matches!(ev.stream.as_ref(), "assistant" | "lifecycle") => Some(ev.run_id),
+            ("res", _) => f.id,
+            _ => None,
+        },
+        Err(_) => None,
+    };
+    let slot = run.as_deref().and_then(|id| runs.remove(id).map(|slot| (id, slot)));
+    match slot {
+        Some((run_id, slot)) => {
+            tracing::warn!(run_id = %run_id, bytes = text.len(), limit, "gateway frame over limits.max_frame_bytes; stopping its run");
+            let _ = slot.events.send(RunEvent::Cut(Box::new(Cut::FrameTooLarge { bytes: text.len(), limit })));
+        }
+        None => tracing::warn!(bytes = text.len(), limit, "dropping a gateway frame over limits.max_frame_bytes"),
+    }
+}
+
 /// Hands an event to its run; a reader that fell behind is cut loose and
 /// its run aborted, so one slow client cannot stall the shared link.
 fn deliver(runs: &mut HashMap<Arc<str>, Slot>, run_id: &str, event: RunEvent) {
@@ -322,11 +425,13 @@ fn deliver(runs: &mut HashMap<Arc<str>, Slot>, run_id: &str, event: RunEvent) {
             runs.remove(run_id);
         }
         Err(SendError::OverLimit) => {
-            runs.remove(run_id);
+            let slot = runs.remove(run_id).expect("present");
             metrics::GATEWAY_FRAMES_DROPPED.with_label_values(&["slow_reader"]).inc();
             tracing::warn!(run_id = %run_id, "run reader fell behind; dropping the run");
-            // The session key is unknown here; the handler sees its channel
-            // close and sends the abort itself.
+            // Terminal events always fit. The session key is unknown here;
+            // the handler, told why, sends the abort itself.
+            let limit = slot.events.limit();
+            let _ = slot.events.send(RunEvent::Cut(Box::new(Cut::SlowReader { limit })));
         }
     }
 }

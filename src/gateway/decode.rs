@@ -38,6 +38,8 @@ pub enum Payload<'a> {
 #[derive(Debug)]
 pub struct AgentEvent<'a> {
     pub run_id: Cow<'a, str>,
+    /// `assistant`, `lifecycle`, `tool`, ...; empty when absent.
+    pub stream: Cow<'a, str>,
     pub data: AgentData,
 }
 
@@ -187,7 +189,7 @@ impl<'de> Visitor<'de> for EventSeed<'_> {
             }
             (None, _) => AgentData::Other,
         };
-        Ok(AgentEvent { run_id, data })
+        Ok(AgentEvent { run_id, stream: stream.unwrap_or_default(), data })
     }
 }
 

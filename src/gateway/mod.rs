@@ -54,8 +54,46 @@ pub enum RunEvent {
     Lifecycle(Box<LifecycleData>),
     /// The second, authoritative `res`.
     Finished(Box<Finish>),
-    /// The link died before the run finished.
-    Lost(Arc<str>),
+    /// The link stopped the run before its end (never sent, cut, or lost).
+    Cut(Box<Cut>),
+}
+
+/// Why the link stopped a run; `Display` is the sentence a client reads
+/// (never a secret: built only from sizes and fixed text).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Cut {
+    /// The `agent` frame is over the gateway's `maxPayload`: it was never
+    /// sent (the gateway would close the whole link with 1009).
+    #[error(
+        "Request too large for the gateway: it is {bytes} bytes once encoded as the gateway's agent request, over the gateway's {limit}-byte frame limit"
+    )]
+    RequestTooLarge { bytes: usize, limit: usize },
+    /// A frame for this run was over `limits.max_frame_bytes`; the frame
+    /// was dropped and the run stopped, the link serves on.
+    #[error(
+        "the gateway sent a {bytes}-byte frame for this run, over clawbridge's {limit}-byte frame limit (limits.max_frame_bytes); the run was stopped"
+    )]
+    FrameTooLarge { bytes: usize, limit: usize },
+    /// The client fell `limit` bytes of queued events behind.
+    #[error(
+        "the client read the reply too slowly: over {limit} bytes of it were waiting (limits.run_buffer_bytes); the run was stopped"
+    )]
+    SlowReader { limit: usize },
+    /// The shared link went down; the text says why, in words fit for a client.
+    #[error("{0}")]
+    LinkLost(Arc<str>),
+}
+
+impl Cut {
+    /// Fixed label for the outcome metric and the access log.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Cut::RequestTooLarge { .. } => "request_too_large",
+            Cut::FrameTooLarge { .. } => "frame_too_large",
+            Cut::SlowReader { .. } => "slow_reader",
+            Cut::LinkLost(_) => "gateway_lost",
+        }
+    }
 }
 
 /// The canonical session and agent of an accepted run.

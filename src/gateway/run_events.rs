@@ -1,12 +1,16 @@
 //! The channel that carries one run's events from the connection task to
 //! its request: unbounded in count, so a burst of small deltas never cuts a
 //! client that is reading, but bounded in bytes, so a client that stops
-//! reading cannot make the shared link buffer without limit.
+//! reading cannot make the shared link buffer without limit. The bound is on
+//! what is queued, not on what was sent: a long reply's events carry its
+//! whole text so far, so one event may alone outweigh the budget; it is
+//! admitted while the backlog is small next to it (see [`LARGE_EVENT_SLACK`]).
 //!
 //! `futures-channel`'s unbounded queue, not tokio's: it allocates per
 //! event, but an idle channel is ~0.1 KiB where tokio's is ~1.3 KiB, and a
 //! channel lives as long as its stream.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -15,11 +19,22 @@ use futures_util::StreamExt;
 
 use super::RunEvent;
 
-/// Creates a channel that holds at most `limit_bytes` of queued events.
+/// Once a run has had an event heavier than the budget, its backlog may
+/// reach this many times the heaviest event: a reader that is keeping up
+/// holds one or two such events at a time (the link can decode the next
+/// frame before the reader is scheduled), one that stopped reading falls
+/// this many behind within a few events. A run's queue so holds at most
+/// `max(limit, 4 × its heaviest event)`, and an event is at most one frame
+/// (`limits.max_frame_bytes`).
+pub const LARGE_EVENT_SLACK: usize = 4;
+
+/// Creates a channel that holds at most `limit_bytes` of queued events
+/// (more only for events that alone are larger, see [`LARGE_EVENT_SLACK`]).
 pub fn channel(limit_bytes: usize) -> (RunSender, RunEvents) {
     let (tx, rx) = mpsc::unbounded();
     let queued = Arc::new(AtomicUsize::new(0));
-    (RunSender { tx, queued: queued.clone(), limit: limit_bytes }, RunEvents { rx, queued })
+    let budget = Cell::new(limit_bytes);
+    (RunSender { tx, queued: queued.clone(), limit: limit_bytes, budget }, RunEvents { rx, queued })
 }
 
 /// Why an event was not queued.
@@ -27,7 +42,7 @@ pub fn channel(limit_bytes: usize) -> (RunSender, RunEvents) {
 pub enum SendError {
     /// The request is gone.
     Closed,
-    /// The reader fell `limit_bytes` behind.
+    /// The reader fell `limit_bytes` behind (the event was not queued).
     OverLimit,
 }
 
@@ -36,12 +51,22 @@ pub struct RunSender {
     tx: mpsc::UnboundedSender<RunEvent>,
     queued: Arc<AtomicUsize>,
     limit: usize,
+    /// `max(limit, LARGE_EVENT_SLACK × the heaviest event so far)`; only the
+    /// link task sends, so a `Cell` (the sender is `Send`, not shared).
+    budget: Cell<usize>,
 }
 
 impl RunSender {
+    /// The byte budget this channel was made with.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
     pub fn send(&self, event: RunEvent) -> Result<(), SendError> {
         let w = weight(&event);
-        if self.queued.load(Ordering::Acquire) + w > self.limit && !is_terminal(&event) {
+        let budget = self.budget.get().max(w.saturating_mul(LARGE_EVENT_SLACK));
+        self.budget.set(budget);
+        if self.queued.load(Ordering::Acquire) + w > budget && !is_terminal(&event) {
             return Err(SendError::OverLimit);
         }
         self.queued.fetch_add(w, Ordering::AcqRel);
@@ -82,7 +107,7 @@ impl RunEvents {
 
 /// Terminal events always fit: a run must be able to end.
 fn is_terminal(event: &RunEvent) -> bool {
-    matches!(event, RunEvent::Finished(_) | RunEvent::Lost(_) | RunEvent::Rejected(_))
+    matches!(event, RunEvent::Finished(_) | RunEvent::Cut(_) | RunEvent::Rejected(_))
 }
 
 /// Approximate heap bytes an event holds while queued.
@@ -118,18 +143,55 @@ mod tests {
     #[tokio::test]
     async fn bounded_by_bytes_not_count() {
         let (tx, mut rx) = channel(10_000);
-        for _ in 0..100 {
-            tx.send(delta("x")).unwrap();
-        }
-        assert_eq!(tx.send(delta(&"y".repeat(10_000))), Err(SendError::OverLimit));
+        // Events of 65 weighed bytes: 153 fit in 10,000, the 154th does not.
+        let admitted = (0..1_000).take_while(|_| tx.send(delta("x")).is_ok()).count();
+        assert_eq!(admitted, 153);
+        assert_eq!(tx.send(delta(&"y".repeat(2_000))), Err(SendError::OverLimit));
         assert!(tx.send(RunEvent::Finished(Box::default())).is_ok(), "a run can always end");
         let mut n = 0;
         while rx.try_recv().is_some() {
             n += 1;
         }
-        assert_eq!(n, 101);
-        assert!(tx.send(delta(&"y".repeat(5_000))).is_ok(), "draining frees the budget");
+        assert_eq!(n, 154);
+        assert!(tx.send(delta(&"y".repeat(9_000))).is_ok(), "draining frees the budget");
         drop(rx);
         assert_eq!(tx.send(delta("z")), Err(SendError::Closed));
+    }
+
+    /// A long reply's events each carry the whole text so far: one alone
+    /// outweighs the budget, and a reader that keeps up gets them all; one
+    /// that stops reading is still cut off within a few of them.
+    #[tokio::test]
+    async fn an_event_over_the_budget_is_admitted_when_the_reader_keeps_up() {
+        let (tx, mut rx) = channel(1_000);
+        for n in 1..=20 {
+            tx.send(delta(&"x".repeat(n * 1_000))).unwrap();
+            if n % 2 == 0 {
+                // The reader was scheduled once for every two frames.
+                while rx.try_recv().is_some() {}
+            }
+        }
+        // A reader that stopped: cut off within a few large events.
+        let (tx, rx) = channel(1_000);
+        let cut = (1..=20).find(|n| tx.send(delta(&"x".repeat(n * 1_000))).is_err());
+        assert_eq!(cut, Some(7));
+        assert!(rx.queued.load(Ordering::Acquire) <= LARGE_EVENT_SLACK * 7_064, "within 4 × the heaviest event");
+        assert!(tx.send(RunEvent::Cut(Box::new(crate::gateway::Cut::SlowReader { limit: 1_000 }))).is_ok());
+    }
+
+    /// Small events behind a large one still fit: the run's budget grew
+    /// with its heaviest event.
+    #[tokio::test]
+    async fn small_events_queue_behind_a_large_one() {
+        let (tx, mut rx) = channel(1_000);
+        tx.send(delta(&"x".repeat(50_000))).unwrap();
+        for _ in 0..100 {
+            tx.send(delta("y")).unwrap();
+        }
+        let mut n = 0;
+        while rx.try_recv().is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 101);
     }
 }
