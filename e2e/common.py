@@ -206,10 +206,12 @@ def normalize(obj: Any, now: float | None = None, problems: list[str] | None = N
 class GatewayWS:
     """Minimal native-protocol client (token auth, gateway-client/backend)."""
 
-    def __init__(self, url: str, token: str = TOKEN, scopes=("operator.read", "operator.write")):
+    def __init__(self, url: str, token: str = TOKEN, scopes=("operator.read", "operator.write"),
+                 headers: dict | None = None):
         self.url = url
         self.token = token
         self.scopes = list(scopes)
+        self.headers = dict(headers or {})   # extra handshake headers (e.g. spoofed X-Forwarded-For)
         self.ws = None
         self.hello: dict | None = None
         self.frames: list[dict] = []       # every received frame
@@ -220,7 +222,8 @@ class GatewayWS:
     async def connect(self, timeout: float = 15.0) -> dict:
         from websockets.asyncio.client import connect as ws_connect
         self.ws = await asyncio.wait_for(
-            ws_connect(self.url, max_size=None, open_timeout=timeout, ping_interval=None, compression=None),
+            ws_connect(self.url, max_size=None, open_timeout=timeout, ping_interval=None, compression=None,
+                       additional_headers=self.headers or None),
             timeout)
         self._cond = asyncio.Condition()
         self._reader = asyncio.create_task(self._read())

@@ -8,6 +8,11 @@
 #          clawbridge CLAWBRIDGE_CHAT_COMPLETIONS=on serves completions on the native
 #          protocol alone (differential subset vs the phase-1 reference, SDKs), then
 #          CLAWBRIDGE_CHAT_COMPLETIONS=inherit passes the route through (gateway's 404).
+# Phase 3: a remote client (from a network namespace of the phase's own, over a veth
+#          pair) stays remote through clawbridge: gateway with the built-in OFF and
+#          OCREF_TRUSTED_PROXIES=127.0.0.1, clawbridge `on` listening on 0.0.0.0; then the
+#          gateway restarted without trustedProxies (remote passthrough refused, 403).
+#          Needs root and iproute2 (ip netns); skipped (SKIP line) without them.
 #
 # Env knobs:
 #   E2E_SKIP_BUILD=1     don't run `cargo build --release -p clawbridge` (use the existing binary)
@@ -16,7 +21,8 @@
 #                        (checks the harness itself; phase 2 is skipped)
 #   E2E_SLOW=1           also run the upstream-5xx cases (~80 s each side: gateway retries)
 #   E2E_ONLY=regex       only these differential cases (phase-1 reference not rewritten)
-#   E2E_PHASES="1 2"     which phases to run
+#   E2E_PHASES="1 2 3"   which phases to run
+#   E2E_NETNS_HOST_ADDR (10.231.7.1), E2E_NETNS_ADDR (10.231.7.2): the phase-3 veth pair (/30)
 #   E2E_BRIDGE_PORT (18800), E2E_ADMIN_PORT (18801); OCREF_* as in the kit's env.sh
 set -uo pipefail
 
@@ -41,7 +47,7 @@ BIN="${CLAWBRIDGE_BIN:-$REPO/target/release/clawbridge}"
 BRIDGE_GRACE="${E2E_BRIDGE_GRACE_SECS:-3}"   # CLAWBRIDGE_GRACE_PERIOD_SECS for the test (default there: 20)
 PY="$E2E/.venv/bin/python"
 SELFTEST="${E2E_SELFTEST:-0}"
-PHASES="${E2E_PHASES:-1 2}"
+PHASES="${E2E_PHASES:-1 2 3}"
 
 export E2E_GATEWAY_URL="$GATEWAY_URL"
 export E2E_FAKE_URL="http://127.0.0.1:$OCREF_FAKE_LLM_PORT"
@@ -84,6 +90,7 @@ cleanup() {
   trap - EXIT INT TERM
   stop_bridge
   stop_gateway
+  teardown_netns
   # leave the fake LLM at its defaults is not needed: it was stopped with the gateway
   exit "$rc"
 }
@@ -123,14 +130,14 @@ start_gateway() { # [extra env assignments...]
   log "$(grep -E '^ready in' "$OUT/gateway.log" | tail -1)"
 }
 
-start_bridge() { # <mode inherit|on|off> <log name>
+start_bridge() { # <mode inherit|on|off> <log name> [listen address, default 127.0.0.1:$BRIDGE_PORT]
   [ "$SELFTEST" = "1" ] && return 0
-  local mode=$1 name=$2
+  local mode=$1 name=$2 listen=${3:-127.0.0.1:$BRIDGE_PORT}
   for p in "$BRIDGE_PORT" "$ADMIN_PORT"; do
     port_busy "$p" && fail "port 127.0.0.1:$p (clawbridge) is already in use"
   done
-  log "starting clawbridge (CLAWBRIDGE_CHAT_COMPLETIONS=$mode) on :$BRIDGE_PORT, admin :$ADMIN_PORT"
-  CLAWBRIDGE_LISTEN="127.0.0.1:$BRIDGE_PORT" \
+  log "starting clawbridge (CLAWBRIDGE_CHAT_COMPLETIONS=$mode) on $listen, admin :$ADMIN_PORT"
+  CLAWBRIDGE_LISTEN="$listen" \
   CLAWBRIDGE_UPSTREAM="127.0.0.1:$OCREF_GATEWAY_PORT" \
   CLAWBRIDGE_ADMIN_LISTEN="127.0.0.1:$ADMIN_PORT" \
   OPENCLAW_CONFIG_PATH="$OCREF_STATE/openclaw.json" \
@@ -150,6 +157,36 @@ start_bridge() { # <mode inherit|on|off> <log name>
     sleep 0.2
   done
   log "clawbridge ready (pid $BRIDGE_PID)"
+}
+
+# Phase 3's remote client: a network namespace of its own, joined to the host by a
+# veth pair with addresses of its own. Only these two addresses are ever used.
+NETNS=""
+NS_HOST_ADDR="${E2E_NETNS_HOST_ADDR:-10.231.7.1}"
+NS_ADDR="${E2E_NETNS_ADDR:-10.231.7.2}"
+setup_netns() {
+  if ip -o addr show | grep -qwF -e "inet $NS_HOST_ADDR/30" -e "inet $NS_HOST_ADDR/32"; then
+    fail "$NS_HOST_ADDR is already configured here (another run?); set E2E_NETNS_HOST_ADDR/E2E_NETNS_ADDR"
+  fi
+  NETNS="cbe2e-$$"
+  local vh="cbe2e${$}h" vn="cbe2e${$}n"
+  log "network namespace $NETNS: $vh $NS_HOST_ADDR/30 <-> $vn $NS_ADDR/30"
+  ip netns add "$NETNS" || { NETNS=""; fail "ip netns add failed"; }
+  ip link add "$vh" type veth peer name "$vn" \
+    && ip link set "$vn" netns "$NETNS" \
+    && ip addr add "$NS_HOST_ADDR/30" dev "$vh" && ip link set "$vh" up \
+    && ip netns exec "$NETNS" ip addr add "$NS_ADDR/30" dev "$vn" \
+    && ip netns exec "$NETNS" ip link set "$vn" up \
+    && ip netns exec "$NETNS" ip link set lo up \
+    || fail "veth set-up failed"
+  export E2E_NETNS="$NETNS"
+}
+teardown_netns() {
+  [ -n "$NETNS" ] || return 0
+  # deleting the namespace destroys the veth end inside it, and with it the pair
+  ip netns del "$NETNS" 2>/dev/null || log "ip netns del $NETNS failed"
+  ip link del "cbe2e${$}h" 2>/dev/null || true
+  NETNS=""
 }
 
 warm_up() { # <base url> <label>
@@ -230,6 +267,33 @@ if [[ " $PHASES " == *" 2 "* ]]; then
     run_suite phase2-inherit "$PY" "$E2E/phase2.py" --mode inherit
     stop_bridge
     stop_gateway
+  fi
+fi
+
+if [[ " $PHASES " == *" 3 "* ]]; then
+  if [ "$SELFTEST" = "1" ]; then
+    skip_suite phase3 "E2E_SELFTEST=1: the phase is about clawbridge's own front door"
+  elif [ "$(id -u)" != "0" ] || ! command -v ip >/dev/null; then
+    skip_suite phase3 "needs root and iproute2 (ip netns, veth) for the remote client"
+  else
+    log "##### phase 3: a remote client (network namespace) through clawbridge; built-in endpoint OFF"
+    setup_netns
+    export E2E_REMOTE_BRIDGE_URL="http://$NS_HOST_ADDR:$BRIDGE_PORT"
+    export E2E_ADMIN_URL="http://127.0.0.1:$ADMIN_PORT"
+    start_gateway OCREF_BUILTIN_CHAT=0 OCREF_TRUSTED_PROXIES=127.0.0.1
+    start_bridge on phase3-trusted "0.0.0.0:$BRIDGE_PORT"
+    warm_up "$E2E_BRIDGE_URL" clawbridge-phase3 || log "warm-up through clawbridge failed (suites will show it)"
+    run_suite remote-trusted "$PY" "$E2E/remote.py" --mode trusted
+    stop_bridge
+    stop_gateway
+    log "restarting the gateway without gateway.trustedProxies (it does not trust clawbridge)"
+    start_gateway OCREF_BUILTIN_CHAT=0
+    start_bridge on phase3-untrusted "0.0.0.0:$BRIDGE_PORT"
+    warm_up "$E2E_BRIDGE_URL" clawbridge-phase3-untrusted || log "warm-up through clawbridge failed (suites will show it)"
+    run_suite remote-untrusted "$PY" "$E2E/remote.py" --mode untrusted
+    stop_bridge
+    stop_gateway
+    teardown_netns
   fi
 fi
 
