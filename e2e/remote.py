@@ -145,7 +145,8 @@ def ws_locality() -> None:
 def readyz_detail() -> None:
     direct, local = run_steps([get(GATEWAY_URL, "/readyz"), get(BRIDGE_URL, "/readyz")])
     rem, spoof = remote([get(REMOTE_BRIDGE_URL, "/readyz"),
-                         get(REMOTE_BRIDGE_URL, "/readyz", [["X-Forwarded-For", "127.0.0.1"], ["X-Real-IP", "127.0.0.1"]])])
+                         get(REMOTE_BRIDGE_URL, "/readyz", [["X-Forwarded-For", "127.0.0.1"], ["X-Forwarded-For", "::1"],
+                                                            ["X-Real-IP", "127.0.0.1"], ["Forwarded", "for=127.0.0.1"]])])
     jd, jl, jr, js = (json_body(x) for x in (direct, local, rem, spoof))
     detailed = isinstance(jd, dict) and set(jd) - {"ready"}
     R.check("/readyz direct from loopback: detail beyond 'ready' (reference)", direct["status"] == 200 and bool(detailed),
@@ -154,7 +155,7 @@ def readyz_detail() -> None:
             and set(jl) == set(jd or {}), f"keys {sorted(jl) if isinstance(jl, dict) else brief(local)}")
     R.check("/readyz via clawbridge from the namespace: only {\"ready\": ...}", rem["status"] == 200 and isinstance(jr, dict)
             and set(jr) == {"ready"}, brief(rem))
-    R.check("/readyz from the namespace spoofing XFF/X-Real-IP 127.0.0.1: still only {\"ready\": ...}",
+    R.check("/readyz from the namespace spoofing XFF (twice)/X-Real-IP/Forwarded loopback: still only {\"ready\": ...}",
             spoof["status"] == 200 and isinstance(js, dict) and set(js) == {"ready"}, brief(spoof))
 
 
@@ -202,6 +203,15 @@ def chat_lockout(reply: str) -> None:
     (local,) = run_steps([chat(BRIDGE_URL)])
     R.check("chat: a loopback client with the right token is still served",
             local["status"] == 200 and completion_text(local) == reply, brief(local))
+    # Behind a proxy on loopback (trusted), the lockout keys on the client it names.
+    a, b = [["X-Forwarded-For", "198.51.100.1"]], [["X-Forwarded-For", "198.51.100.2"]]
+    res = run_steps([chat(BRIDGE_URL, token=f"wrong-{i}", extra=a) for i in range(10)]
+                    + [chat(BRIDGE_URL, extra=a), chat(BRIDGE_URL, extra=b)])
+    R.check("chat behind a loopback proxy: 10 wrong tokens for client A: 401 each, then A is locked out (429)",
+            all(r["status"] == 401 for r in res[:10]) and res[10]["status"] == 429,
+            f"{[r['status'] for r in res[:11]]}")
+    R.check("chat behind the same proxy: client B with the right token is served",
+            res[11]["status"] == 200 and completion_text(res[11]) == reply, brief(res[11]))
 
 
 def ws_lockout() -> None:
