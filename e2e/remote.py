@@ -25,6 +25,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -35,6 +36,7 @@ from remote_client import run_steps
 HERE = Path(__file__).resolve().parent
 NETNS = os.environ.get("E2E_NETNS", "")
 REMOTE_BRIDGE_URL = os.environ.get("E2E_REMOTE_BRIDGE_URL", "").rstrip("/")
+BRIDGE_LOG = Path(os.environ.get("E2E_BRIDGE_LOG", "/nonexistent"))   # clawbridge's JSON log (run.sh)
 ADMIN_URL = os.environ.get("E2E_ADMIN_URL", "http://127.0.0.1:18801").rstrip("/")
 ALL_SCOPES = ["operator.read", "operator.write", "operator.admin"]
 CHAT = "/v1/chat/completions"
@@ -104,6 +106,15 @@ def brief(r: dict) -> str:
     return f"{r.get('status')} {(r.get('body') or r.get('error') or '')[:160]!r}"
 
 
+def refusals() -> int:
+    """Access-log lines of upgrades clawbridge refused itself."""
+    try:
+        lines = BRIDGE_LOG.read_text(errors="replace").splitlines()
+    except OSError:
+        return 0
+    return sum(1 for line in lines if '"route":"refused"' in line and '"reason":"upgrade_method"' in line)
+
+
 def json_body(r: dict):
     try:
         return json.loads(r.get("body") or "")
@@ -170,7 +181,10 @@ def spellings(reply: str) -> None:
               chat(REMOTE_BRIDGE_URL, CHAT, extra=[["Upgrade", "websocket"], ["Connection", "Upgrade"]]),
               chat(REMOTE_BRIDGE_URL, "/v1/%2e/chat/completions", extra=[["Upgrade", "websocket"], ["Connection", "Upgrade"]]),
               chat(REMOTE_BRIDGE_URL, CHAT, extra=[["X-Forwarded-For", "203.0.113.9"]])]
+    refused_before = refusals()
     res = remote(steps)
+    time.sleep(0.2)
+    refused_by_clawbridge = refusals() - refused_before
     for i, (t, _) in enumerate(SPELLINGS):
         ok, anon = res[2 * i], res[2 * i + 1]
         R.check(f"POST {t} from the namespace: served by clawbridge (completion)",
@@ -181,8 +195,11 @@ def spellings(reply: str) -> None:
     R.check("POST absolute-form with a Host that differs from its authority: refused 400 before routing, never forwarded",
             mismatch["status"] == 400, brief(mismatch))
     R.check(f"POST {NOT_CHAT} (not the chat path): forwarded, the gateway's 404", ctl["status"] == 404, brief(ctl))
-    R.check("POST /v1/chat/completions with Upgrade: websocket: 405, not forwarded", up["status"] == 405, brief(up))
+    R.check("POST /v1/chat/completions with Upgrade: websocket: 405", up["status"] == 405, brief(up))
     R.check("POST /v1/%2e/chat/completions with Upgrade: websocket: 405", up2["status"] == 405, brief(up2))
+    # the gateway's `ws` answers these the same way: clawbridge's access log shows who did
+    R.check("both upgrades answered by clawbridge, not forwarded (access log: route refused, upgrade_method)",
+            refused_by_clawbridge == 2, f"{refused_by_clawbridge} refusal lines in {BRIDGE_LOG.name}")
     R.check("POST chat from the namespace with its own X-Forwarded-For: 403 proxy_attribution_required (as the gateway)",
             xff["status"] == 403 and error_type(xff) == "proxy_attribution_required", brief(xff))
 

@@ -146,6 +146,7 @@ start_bridge() { # <mode inherit|on|off> <log name> [listen address, default 127
   CLAWBRIDGE_LOG_FORMAT="${CLAWBRIDGE_LOG_FORMAT:-json}" \
     "$BIN" >"$OUT/clawbridge-$name.stdout" 2>"$OUT/clawbridge-$name.log" </dev/null &
   BRIDGE_PID=$!
+  export E2E_BRIDGE_LOG="$OUT/clawbridge-$name.log"
   local deadline=$(( $(date +%s) + 30 ))
   until curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$ADMIN_PORT/readyz" 2>/dev/null; do
     if ! alive_pid "$BRIDGE_PID"; then tail -30 "$OUT/clawbridge-$name.log" >&2; fail "clawbridge exited during start (log: $OUT/clawbridge-$name.log)"; fi
