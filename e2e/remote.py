@@ -285,6 +285,9 @@ def main() -> int:
         reply = "".join(fake_config(c)["reply"])
         adm = c.get(ADMIN_URL + "/readyz")
     R.check("clawbridge admin /readyz: ready", adm.status_code == 200, f"{adm.status_code} {adm.text[:120]!r}")
+    said = str((adm.json() if adm.headers.get("content-type", "").startswith("application/json") else {}).get("remote_clients"))
+    want = "forwarded as themselves" if args.mode == "trusted" else "refused by the gateway (403 proxy_attribution_required)"
+    R.check(f"clawbridge admin /readyz remote_clients says {want!r}", want in said, said[:200])
     if args.mode == "trusted":
         ws_locality()
         readyz_detail()
