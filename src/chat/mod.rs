@@ -5,10 +5,12 @@
 //! and `flow.rs`/`io.rs` touch the session; everything else here is pure.
 
 pub mod assistant_text;
+pub mod body;
 pub mod failure;
 mod flow;
 pub mod io;
 pub mod json_error;
+pub mod parsing;
 pub mod prompt;
 pub mod request;
 pub mod response;
@@ -40,6 +42,7 @@ pub struct ChatService {
     pub drain: Arc<Drain>,
     pub trusted_proxies: TrustedProxies,
     runs: Semaphore,
+    parser: parsing::ParseGate,
 }
 
 impl ChatService {
@@ -51,7 +54,7 @@ impl ChatService {
         trusted_proxies: TrustedProxies,
     ) -> Self {
         let runs = Semaphore::new(limits.max_concurrent_runs);
-        ChatService { gateway, auth, limits, drain, trusted_proxies, runs }
+        ChatService { gateway, auth, limits, drain, trusted_proxies, runs, parser: parsing::ParseGate::default() }
     }
 }
 
@@ -109,13 +112,9 @@ async fn handle(svc: &ChatService, session: &mut Session, log: &mut ChatLog) -> 
     authenticate(svc, session, client).await?;
     let body = io::read_body(session, svc.limits.max_body_bytes, svc.limits.body_timeout).await?;
     log.body_bytes = body.len();
-    // The body, its JSON and the header copies are dropped here, not kept
-    // for the life of a stream.
-    let mut turn = {
-        let value = request::decode(&body)?;
-        drop(body);
-        request::validate(&value, HeaderText::read(session).route())?
-    };
+    // The body, its parse and the header copies are dropped by `parse`, not
+    // kept for the life of a stream.
+    let mut turn = svc.parser.parse(body, HeaderText::read(session).owned()).await?;
     log.stream = turn.stream;
     if svc.drain.is_draining() {
         return Err(ChatError::ShuttingDown);
@@ -186,14 +185,10 @@ impl HeaderText {
         HeaderText(Self::NAMES.map(|name| h.get(name).map(|v| latin1(v.as_bytes()))))
     }
 
-    fn route(&self) -> request::RouteHeaders<'_> {
-        let [agent_id, agent, session_key, model, channel] = self.0.each_ref().map(Option::as_deref);
-        request::RouteHeaders {
-            agent_id: agent_id.filter(|v| !v.trim().is_empty()).or(agent),
-            session_key,
-            model_override: model,
-            message_channel: channel,
-        }
+    /// The route headers in `parsing::OwnedHeaders` order.
+    fn owned(self) -> parsing::OwnedHeaders {
+        let [agent_id, agent, session_key, model, channel] = self.0;
+        [agent_id.filter(|v| !v.trim().is_empty()).or(agent), session_key, model, channel]
     }
 }
 
