@@ -15,6 +15,7 @@
 //!   big     --chat ADDR --token T --pid P --big 8 --big-bytes B --secs S --rounds R
 //!           small streamed turns on one connection, alone and while B-byte bodies of many short
 //!           messages are sent back to back on 8 other connections; latency of both, peak RSS.
+//!           `--valid 1`: user messages, so each big body becomes a run (informational).
 
 mod http;
 mod native;
@@ -529,16 +530,19 @@ async fn hold(args: &Args) -> Value {
 /// A body of short system messages, `bytes` long give or take one message.
 /// No user message: the proxy parses and folds all of it (20 MiB of
 /// `extraSystemPrompt`), then answers 400 `Missing user message`, so the
-/// figure measures the body's parse and nothing downstream of it.
-fn big_body(bytes: usize) -> Vec<u8> {
-    let one = |i: usize| format!(r#"{{"role":"system","content":"rule {i:07}: be brief"}},"#);
+/// figure measures the body's parse and nothing downstream of it. With
+/// `valid`, user messages instead: each body becomes a run with a ~20 MiB
+/// prompt (informational; the frame is encoded and sent on the proxy thread).
+fn big_body(bytes: usize, valid: bool) -> Vec<u8> {
+    let role = if valid { "user" } else { "system" };
+    let one = |i: usize| format!(r#"{{"role":"{role}","content":"rule {i:07}: be brief"}},"#);
     let n = bytes.saturating_sub(64) / one(0).len();
     let mut s = String::with_capacity(bytes);
     s.push_str(r#"{"model":"openclaw","messages":["#);
     for i in 0..n {
         s.push_str(&one(i));
     }
-    s.push_str(r#"{"role":"system","content":"end"}]}"#);
+    s.push_str(&format!(r#"{{"role":"{role}","content":"end"}}]}}"#));
     s.into_bytes()
 }
 
@@ -551,7 +555,14 @@ async fn big(args: &Args) -> Value {
     let secs: f64 = args.num("secs", 4.0);
     let rounds: usize = args.num("rounds", 3);
     let small_req = http::chat_request("127.0.0.1", "/v1/chat/completions", &token, "hi", true);
-    let big_req = Arc::new(http::post_request("127.0.0.1", "/v1/chat/completions", &token, &big_body(big_bytes)));
+    let valid = args.num("valid", 0) == 1;
+    let want_status = if valid { 200 } else { 400 };
+    let big_req = Arc::new(http::post_request(
+        "127.0.0.1",
+        "/v1/chat/completions",
+        &token,
+        &big_body(big_bytes, valid),
+    ));
     let mut small = Conn::new(&addr);
     let smalls = |conn: &mut Conn| {
         let req = small_req.clone();
@@ -629,7 +640,7 @@ async fn big(args: &Args) -> Value {
         for t in tasks {
             let (lat, statuses) = t.await.expect("big task");
             big_lat.extend(lat);
-            big_err += statuses.iter().filter(|s| **s != 400).count();
+            big_err += statuses.iter().filter(|s| **s != want_status).count();
             big_statuses.extend(statuses);
         }
         hwm_rounds.push(procfs::hwm_kib(pid));
@@ -648,6 +659,7 @@ async fn big(args: &Args) -> Value {
         "big_latency": summary(&big_lat),
         "big_done": big_statuses.len(),
         "big_not_400": big_err,
+        "valid": valid,
         "rss_idle_kib": rss_idle,
         "hwm_idle_kib": hwm_idle,
         "hwm_kib": hwm,
