@@ -408,6 +408,12 @@ mod tests {
     }
 
     #[test]
+    fn a_message_is_small() {
+        // Per message of a big body; strings are borrowed from the body.
+        assert!(std::mem::size_of::<Message>() <= 80, "{}", std::mem::size_of::<Message>());
+    }
+
+    #[test]
     fn refuses_what_a_value_refuses_with_the_same_error() {
         let deep = format!("{{\"x\":{}{}}}", "[".repeat(200), "]".repeat(200));
         for text in [
