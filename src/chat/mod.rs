@@ -31,6 +31,7 @@ use crate::drain::Drain;
 use crate::error::ChatError;
 use crate::gateway::{frames, Gateway, LinkState, RunEvents};
 use crate::trusted::TrustedProxies;
+use prompt::Prompt;
 
 pub const PATH: &str = "/v1/chat/completions";
 
@@ -124,9 +125,9 @@ async fn handle(svc: &ChatService, session: &mut Session, log: &mut ChatLog) -> 
         LinkState::Down { reason } => return Err(ChatError::GatewayUnavailable { reason: reason.to_string() }),
     };
     let _permit = svc.runs.try_acquire().map_err(|_| ChatError::Overloaded)?;
-    let mut run = start_run(svc, &turn, &default_agent).await?;
-    // The folded prompt can be the whole conversation; the run has it now.
-    drop(std::mem::take(&mut turn.prompt));
+    // The folded prompt can be the whole conversation; the run takes it.
+    let prompt = std::mem::take(&mut turn.prompt);
+    let mut run = start_run(svc, &turn, prompt, &default_agent).await?;
     log.run_id = Some(run.id.clone());
     log.agent = Some(run.agent.clone());
     crate::metrics::INFLIGHT_RUNS.inc();
@@ -221,24 +222,38 @@ impl Drop for Run {
     }
 }
 
-async fn start_run(svc: &ChatService, turn: &request::ChatTurn, default_agent: &str) -> Result<Run, ChatError> {
+async fn start_run(
+    svc: &ChatService,
+    turn: &request::ChatTurn,
+    prompt: Prompt,
+    default_agent: &str,
+) -> Result<Run, ChatError> {
     let agent: Arc<str> = Arc::from(turn.agent.resolve(default_agent));
     let explicit = matches!(turn.session, route::SessionChoice::Explicit(_));
     let session_key: Arc<str> = Arc::from(turn.session.key(&agent));
     let id: Arc<str> = Arc::from(format!("chatcmpl_{}", uuid::Uuid::new_v4()));
-    let params = frames::AgentParams {
-        message: &turn.prompt.message,
-        // An explicit session key runs without `agentId`, as the built-in runs it.
-        agent_id: (!explicit).then_some(&*agent),
-        session_key: &session_key,
-        extra_system_prompt: turn.prompt.extra_system_prompt.as_deref(),
-        deliver: false,
-        channel: &turn.channel,
-        // No `timeout`: the agent's own configured timeout applies, as for
-        // the built-in; clawbridge's run deadline is enforced in `flow`.
-        idempotency_key: &id,
-    };
-    let frame = frames::agent_request(&id, &params);
+    let size = prompt.message.len() + prompt.extra_system_prompt.as_ref().map_or(0, String::len);
+    let (frame_id, frame_agent, frame_key, channel) =
+        (id.clone(), agent.clone(), session_key.clone(), turn.channel.clone());
+    // A long prompt's frame is encoded (JSON-escaped) off the event loop too.
+    let frame = svc
+        .parser
+        .sized(size, move || {
+            let params = frames::AgentParams {
+                message: &prompt.message,
+                // An explicit session key runs without `agentId`, as the built-in runs it.
+                agent_id: (!explicit).then_some(&*frame_agent),
+                session_key: &frame_key,
+                extra_system_prompt: prompt.extra_system_prompt.as_deref(),
+                deliver: false,
+                channel: &channel,
+                // No `timeout`: the agent's own configured timeout applies, as for
+                // the built-in; clawbridge's run deadline is enforced in `flow`.
+                idempotency_key: &frame_id,
+            };
+            frames::agent_request(&frame_id, &params)
+        })
+        .await?;
     let created = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let events = svc
         .gateway

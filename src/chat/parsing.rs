@@ -1,6 +1,7 @@
 //! Where a request body is parsed: inline when small, on a blocking thread
 //! when large, so a 20 MiB body never holds the event loop (and every other
-//! client on that thread) for the tens of milliseconds its parse takes. Large
+//! client on that thread) for the tens of milliseconds its parse takes. The
+//! `agent` frame of a long prompt is encoded the same way. Large
 //! parses are bounded twice: by a budget of body bytes being parsed at once
 //! (memory) and by a number of parse threads (CPU, so the proxy thread keeps
 //! a core). A request that cannot get both within [`QUEUE_WAIT`] gets 503.
@@ -59,12 +60,34 @@ impl ParseGate {
         if body.len() <= INLINE_MAX_BYTES {
             return request::parse(&body, route(&headers));
         }
-        let permits = self.admit(body.len()).await?;
+        self.off_loop(body.len(), move || request::parse(&body, route(&headers))).await?
+    }
+
+    /// Runs `work` on `bytes` of input in place when they are few, else on a
+    /// parse thread under the budget. For the other body-sized step, encoding
+    /// the `agent` frame of a long prompt.
+    pub async fn sized<T: Send + 'static>(
+        &self,
+        bytes: usize,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ChatError> {
+        if bytes <= INLINE_MAX_BYTES {
+            return Ok(work());
+        }
+        self.off_loop(bytes, work).await
+    }
+
+    async fn off_loop<T: Send + 'static>(
+        &self,
+        bytes: usize,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ChatError> {
+        let permits = self.admit(bytes).await?;
         let job = tokio::task::spawn_blocking(move || {
             let _permits = permits;
-            request::parse(&body, route(&headers))
+            work()
         });
-        job.await.map_err(|e| ChatError::Gateway { detail: format!("request parser failed: {e}") })?
+        job.await.map_err(|e| ChatError::Gateway { detail: format!("request parser failed: {e}") })
     }
 
     /// Waits (bounded) for the body's share of the byte budget, then for a
