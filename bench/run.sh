@@ -5,7 +5,7 @@
 # bench/out/, then prints one table per figure and a PASS/FAIL line per target.
 #
 #   bench/run.sh                 all figures (needs `make release` first; `make bench` does it)
-#   bench/run.sh latency memory  only some: latency throughput passthrough real memory scaling
+#   bench/run.sh latency memory  only some: latency throughput passthrough real memory scaling bigbody
 #   BENCH_SKIP_REAL=1            skip figure 4 (the real gateway), with the reason printed
 #   BENCH_PROFILE=1              also `perf record` clawbridge under a streaming load
 #                                (bench/out/profile.txt)
@@ -30,7 +30,7 @@ CB=$HOST:23110; CB_ADMIN=$HOST:23111
 NGINX=$HOST:23120
 CBR=$HOST:23130; CBR_ADMIN=$HOST:23131   # clawbridge in front of the real gateway
 QUICK=${BENCH_QUICK:-0}
-FIGS=("$@"); [ ${#FIGS[@]} -eq 0 ] && FIGS=(latency throughput scaling passthrough memory real)
+FIGS=("$@"); [ ${#FIGS[@]} -eq 0 ] && FIGS=(latency throughput scaling passthrough memory bigbody real)
 want() { local f; for f in "${FIGS[@]}"; do [ "$f" = "$1" ] && return 0; done; return 1; }
 q() { if [ "$QUICK" = 1 ]; then echo "$2"; else echo "$1"; fi; }   # q FULL QUICK
 log() { printf '\n== %s\n' "$*" >&2; }
@@ -222,6 +222,18 @@ if want memory; then
     --levels "$(q 1000,10000 1000,3000)" --threads 2 --settle 2 >"$OUT/fig5.json"
   stop_pid "$MEM_CB_PID"; trim_cb_log "$CB"
   gw_config "$GW_B" '{"mode":"normal"}'
+fi
+
+# ---------------------------------------------------------------- big bodies
+if want bigbody; then
+  log "figure 7: small streamed turns alone and while 8 maximum-size bodies are parsed; peak RSS"
+  [ -n "${GWB_PID:-}" ] || { start_gw "$GW_B"; GWB_PID=$GW_PID; }
+  # A fresh process, so VmHWM is this figure's peak.
+  CB_LOG=/dev/null start_cb "$CB" "$CB_ADMIN" "$GW_B" "$OUT/openclaw-fake.json"
+  BIG_CB_PID=$CB_PID
+  "$BENCH" big --chat "$CB" --token "$TOKEN" --pid "$BIG_CB_PID" --big 8 --big-bytes $((20 * 1024 * 1024 - 1024)) \
+    --secs "$(q 4 2)" --rounds "$(q 3 2)" >"$OUT/fig7.json"
+  stop_pid "$BIG_CB_PID"
 fi
 
 # ---------------------------------------------------------------- real gateway

@@ -5,12 +5,12 @@
 #![allow(dead_code)]
 
 use clawbridge::chat::assistant_text::StreamText;
+use clawbridge::chat::body::{Json, Message, MessageFields};
 use clawbridge::chat::prompt::{fold, js_trim};
-use clawbridge::chat::request::{decode, validate, RouteHeaders};
+use clawbridge::chat::request::{parse, RouteHeaders};
 use clawbridge::gateway::decode::{self as frame_decode, AgentData, Payload};
 use clawbridge::gateway::frames::{AgentResPayload, HelloOk, InFrame};
 use clawbridge::gateway::AssistantData;
-use serde_json::Value;
 
 /// The request parser: `<agent>|<session>|<model>|<channel>\n<body>`.
 pub fn request(data: &[u8]) {
@@ -26,28 +26,26 @@ pub fn request(data: &[u8]) {
         model_override: fields.next().flatten(),
         message_channel: fields.next().flatten(),
     };
-    match decode(body) {
-        Ok(value) => {
-            if let Err(e) = validate(&value, headers) {
-                assert_eq!(e.status(), 400, "validation only answers 400: {e:?}");
-                let _ = e.envelope();
-            }
-        }
-        Err(e) => {
-            assert_eq!(e.status(), 400);
-            assert!(!e.message().is_empty());
-        }
+    if let Err(e) = parse(body, headers) {
+        assert_eq!(e.status(), 400, "parsing only answers 400: {e:?}");
+        assert!(!e.message().is_empty());
+        let _ = e.envelope();
     }
 }
 
 /// Prompt folding of arbitrary `messages` arrays (any JSON shape per item).
 pub fn prompt_fold(data: &[u8]) {
-    let Ok(value) = serde_json::from_slice::<Value>(data) else {
+    let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let messages: Vec<Value> = match value {
-        Value::Array(a) => a,
-        other => vec![other],
+    // An array is the messages; any other value is one message.
+    let messages: Vec<Message> = match serde_json::from_str::<Json<MessageFields, Message>>(text) {
+        Ok(Json::Arr(a)) => a,
+        Ok(_) => match serde_json::from_str::<Message>(text) {
+            Ok(one) => vec![one],
+            Err(_) => return,
+        },
+        Err(_) => return,
     };
     let p = fold(&messages);
     // Folding is deterministic.

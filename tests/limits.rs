@@ -450,3 +450,98 @@ async fn slow_reader_is_bounded_and_aborted() {
     let r = c.send_and_read(valid_chat_request(TOKEN, "after"), false, Duration::from_secs(5)).await.unwrap();
     assert_eq!(r.status, 200, "{}", r.text());
 }
+
+/// A body of `n` short messages (44 bytes each) then `tail` (more fields).
+fn many_messages(n: usize, tail: &str) -> String {
+    let mut s = String::with_capacity(n * 48 + 64);
+    s.push_str(r#"{"messages":["#);
+    for i in 0..n {
+        s.push_str(&format!(r#"{{"role":"user","content":"message {i:07}"}},"#));
+    }
+    s.push_str(r#"{"role":"user","content":"last"}]"#);
+    s.push_str(tail);
+    s.push('}');
+    s
+}
+
+/// Bodies above the inline threshold (128 KiB) are parsed on another thread:
+/// the answers are the same as for small bodies, valid or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_bodies_get_the_same_answers() {
+    let gw = gateway().await;
+    gw.set(|b| b.reply = Some(vec!["ok".into()]));
+    let bridge = BridgeOpts::new(gw.addr()).start().await;
+    let client = client();
+    let post = |body: String| {
+        client.post(bridge.chat_url()).bearer_auth(TOKEN).header("content-type", "application/json").body(body).send()
+    };
+    // Valid: served, and the gateway got the whole history.
+    let r = post(many_messages(20_000, "")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "ok");
+    let agent = gw.received_requests().into_iter().rfind(|r| r["method"] == "agent").unwrap();
+    let prompt = agent["params"]["message"].as_str().unwrap().to_string();
+    assert!(
+        prompt.contains("User: message 0019999\n\n[Current message - respond to this]\nUser: last"),
+        "{}",
+        &prompt[..200]
+    );
+    // Refused: the same status and body as the small version.
+    for (tail, cut) in [(r#","temperature":5"#, 0), (r#","stream":"yes""#, 0), ("", 1)] {
+        let small = many_messages(1, tail);
+        let large = many_messages(20_000, tail);
+        let (small, large) = (&small[..small.len() - cut], &large[..large.len() - cut]);
+        let a = post(small.to_string()).await.unwrap();
+        let b = post(large.to_string()).await.unwrap();
+        assert_eq!((a.status().as_u16(), b.status().as_u16()), (400, 400), "{tail}");
+        let (a, b) = (a.text().await.unwrap(), b.text().await.unwrap());
+        if cut == 0 {
+            assert_eq!(a, b, "{tail}");
+        } else {
+            // V8's message, at the body's own position.
+            let want = "Expected ',' or '}' after property value in JSON at position";
+            assert!(a.contains(want) && b.contains(want), "{a} / {b}");
+        }
+    }
+}
+
+/// While several maximum-size bodies are being parsed, small requests on
+/// other connections are still answered promptly (on main they waited for
+/// each whole parse on the proxy thread: seconds in a debug build).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_requests_are_answered_while_big_bodies_parse() {
+    let gw = gateway().await;
+    let bridge = BridgeOpts::new(gw.addr()).start().await;
+    let client = client();
+    assert_eq!(post_chat(&bridge, &chat_body(false, "warm")).await.status(), 200);
+    // ~19.5 MiB each (the limit is 20 MiB), refused after the whole parse.
+    let big = std::sync::Arc::new(many_messages(19_500 * 1024 / 44, r#","temperature":5"#));
+    assert!(big.len() < 20 * 1024 * 1024, "{}", big.len());
+    let bigs: Vec<_> = (0..4)
+        .map(|_| {
+            let (client, url, big) = (client.clone(), bridge.chat_url(), big.clone());
+            tokio::spawn(async move {
+                let r = client.post(url).bearer_auth(TOKEN).body(big.to_string()).send().await.unwrap();
+                (r.status().as_u16(), r.text().await.unwrap(), Instant::now())
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut latencies = Vec::new();
+    while bigs.iter().any(|t| !t.is_finished()) && latencies.len() < 50 {
+        let t = Instant::now();
+        assert_eq!(post_chat(&bridge, &chat_body(false, "small")).await.status(), 200);
+        latencies.push(t.elapsed());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for t in bigs {
+        let (status, body, _) = t.await.unwrap();
+        assert_eq!(status, 400);
+        assert!(body.contains("`temperature` must be between 0 and 2."), "{body}");
+    }
+    let worst = latencies.iter().max().copied().unwrap_or_default();
+    eprintln!("small requests while 4 big bodies parsed: {} answered, worst {worst:?}", latencies.len());
+    assert!(latencies.len() >= 3, "the big bodies were done before small requests could overlap them");
+    assert!(worst < Duration::from_millis(1000), "a small request waited {worst:?} behind big bodies: {latencies:?}");
+}

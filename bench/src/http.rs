@@ -256,3 +256,14 @@ pub fn get_request(host: &str, path: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: clawbridge-bench\r\nAccept: */*\r\n\r\n")
         .into_bytes()
 }
+
+/// `POST /v1/chat/completions` with `body` as is (non-streamed).
+pub fn post_request(host: &str, path: &str, token: &str, body: &[u8]) -> Vec<u8> {
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(body);
+    req
+}

@@ -12,6 +12,10 @@
 //!           opens that many concurrent streams (the fake keeps them open), RSS per level.
 //!   ttft    --target name=ADDR/PATH ... --token T --n N --warmup W
 //!           sequential streamed turns alternating between targets (real gateway figure).
+//!   big     --chat ADDR --token T --pid P --big 8 --big-bytes B --secs S --rounds R
+//!           small streamed turns on one connection, alone and while B-byte bodies of many short
+//!           messages are sent back to back on 8 other connections; latency of both, peak RSS.
+//!           `--valid 1`: user messages, so each big body becomes a run (informational).
 
 mod http;
 mod native;
@@ -84,6 +88,7 @@ fn main() {
             "get" => get(&args).await,
             "hold" => hold(&args).await,
             "ttft" => ttft(&args).await,
+            "big" => big(&args).await,
             "report" => {
                 let (text, _) = report::run(&args.str("out", "bench/out"));
                 print!("{text}");
@@ -517,6 +522,149 @@ async fn hold(args: &Args) -> Value {
         "rss_after_close_kib": after,
         "rss_released_kib": released,
         "release_wait_secs": waited.elapsed().as_secs_f64(),
+    })
+}
+
+// ---------------------------------------------------------------- big
+
+/// A body of short system messages, `bytes` long give or take one message.
+/// No user message: the proxy parses and folds all of it (20 MiB of
+/// `extraSystemPrompt`), then answers 400 `Missing user message`, so the
+/// figure measures the body's parse and nothing downstream of it. With
+/// `valid`, user messages instead: each body becomes a run with a ~20 MiB
+/// prompt (informational; the frame is encoded and sent on the proxy thread).
+fn big_body(bytes: usize, valid: bool) -> Vec<u8> {
+    let role = if valid { "user" } else { "system" };
+    let one = |i: usize| format!(r#"{{"role":"{role}","content":"rule {i:07}: be brief"}},"#);
+    let n = bytes.saturating_sub(64) / one(0).len();
+    let mut s = String::with_capacity(bytes);
+    s.push_str(r#"{"model":"openclaw","messages":["#);
+    for i in 0..n {
+        s.push_str(&one(i));
+    }
+    s.push_str(&format!(r#"{{"role":"{role}","content":"end"}}]}}"#));
+    s.into_bytes()
+}
+
+async fn big(args: &Args) -> Value {
+    let token = args.str("token", "bench-token");
+    let addr = args.str("chat", "127.0.0.1:8080");
+    let pid: u32 = args.num("pid", 0);
+    let n_big: usize = args.num("big", 8);
+    let big_bytes: usize = args.num("big-bytes", 20 * 1024 * 1024 - 1024);
+    let secs: f64 = args.num("secs", 4.0);
+    let rounds: usize = args.num("rounds", 3);
+    let small_req = http::chat_request("127.0.0.1", "/v1/chat/completions", &token, "hi", true);
+    let valid = args.num("valid", 0) == 1;
+    let want_status = if valid { 200 } else { 400 };
+    let big_req = Arc::new(http::post_request(
+        "127.0.0.1",
+        "/v1/chat/completions",
+        &token,
+        &big_body(big_bytes, valid),
+    ));
+    let mut small = Conn::new(&addr);
+    let smalls = |conn: &mut Conn| {
+        let req = small_req.clone();
+        let conn = std::mem::replace(conn, Conn::new(&addr));
+        async move {
+            let mut conn = conn;
+            let mut lat = Vec::new();
+            let mut errors = 0usize;
+            let deadline = Instant::now() + Duration::from_secs_f64(secs);
+            while Instant::now() < deadline {
+                let mut t0 = Instant::now();
+                match conn.exchange(&req, (CONTENT_MARK, DONE_MARK), &mut t0).await {
+                    Ok(t) if t.status == 200 => lat.push((t.done.unwrap() - t0).as_nanos() as u64),
+                    _ => errors += 1,
+                }
+                // An interactive client, not a closed loop at full speed.
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            (conn, lat, errors)
+        }
+    };
+    // Warm-up.
+    let mut t0 = Instant::now();
+    for _ in 0..200 {
+        let _ = small.exchange(&small_req, (CONTENT_MARK, DONE_MARK), &mut t0).await;
+    }
+    let rss_idle = procfs::rss_kib(pid);
+    let hwm_idle = procfs::hwm_kib(pid);
+    let (mut alone, mut loaded, mut big_lat) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut alone_err, mut loaded_err, mut big_err, mut big_statuses) = (0, 0, 0, Vec::new());
+    let mut hwm_rounds = Vec::new();
+    // The big senders get a runtime (thread) of their own, so the small
+    // client's timings are not its own queueing behind 20 MiB writes.
+    let big_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    for _ in 0..rounds {
+        let (c, lat, e) = smalls(&mut small).await;
+        small = c;
+        alone.extend(lat);
+        alone_err += e;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Big bodies back to back on their own connections, until the small
+        // client's window ends.
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let tasks: Vec<_> = (0..n_big)
+            .map(|_| {
+                let (req, addr, stop) = (big_req.clone(), addr.clone(), stop.clone());
+                big_rt.spawn(async move {
+                    let mut c = Conn::new(&addr);
+                    let (mut lat, mut statuses) = (Vec::new(), Vec::new());
+                    while !stop.load(Ordering::Relaxed) {
+                        let mut t0 = Instant::now();
+                        match c.exchange(&req, (b"", b""), &mut t0).await {
+                            Ok(t) => {
+                                lat.push((t.end.unwrap() - t0).as_nanos() as u64);
+                                statuses.push(t.status);
+                            }
+                            Err(_) => statuses.push(0),
+                        }
+                    }
+                    (lat, statuses)
+                })
+            })
+            .collect();
+        // Let the first bodies arrive, so the window starts with parses in flight.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (c, lat, e) = smalls(&mut small).await;
+        small = c;
+        loaded.extend(lat);
+        loaded_err += e;
+        stop.store(true, Ordering::Relaxed);
+        for t in tasks {
+            let (lat, statuses) = t.await.expect("big task");
+            big_lat.extend(lat);
+            big_err += statuses.iter().filter(|s| **s != want_status).count();
+            big_statuses.extend(statuses);
+        }
+        hwm_rounds.push(procfs::hwm_kib(pid));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    big_rt.shutdown_background();
+    let hwm = procfs::hwm_kib(pid);
+    json!({
+        "big": n_big,
+        "big_bytes": big_bytes,
+        "in_flight_bytes": n_big * big_bytes,
+        "small_alone": summary(&alone),
+        "small_alone_errors": alone_err,
+        "small_loaded": summary(&loaded),
+        "small_loaded_errors": loaded_err,
+        "big_latency": summary(&big_lat),
+        "big_done": big_statuses.len(),
+        "big_not_400": big_err,
+        "valid": valid,
+        "rss_idle_kib": rss_idle,
+        "hwm_idle_kib": hwm_idle,
+        "hwm_kib": hwm,
+        "hwm_per_round_kib": hwm_rounds,
+        "rss_after_kib": procfs::rss_kib(pid),
     })
 }
 

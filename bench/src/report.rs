@@ -253,6 +253,45 @@ pub fn run(dir: &str) -> (String, usize) {
             format!("c=1024 / c=16 = {:.2}", f(&lv.last().map(|l| l["cpu_us_per_stream"].clone()).unwrap_or(Value::Null)) / f(&lv.get(1).map(|l| l["cpu_us_per_stream"].clone()).unwrap_or(Value::Null))));
         o.line("");
     }
+    // ---- figure 7
+    if let Some(v) = load(dir, "fig7.json") {
+        let mib = |kib: f64| kib / 1024.0;
+        let (n, bytes) = (v["big"].as_u64().unwrap_or(0), f(&v["big_bytes"]));
+        o.line(format!(
+            "### 7. Big bodies: small streamed turns while {n} bodies of {:.1} MiB (short messages) are sent back to back",
+            bytes / 1048576.0
+        ));
+        o.line("");
+        o.line("| small turns on one connection | n | [DONE] p50 | p90 | p99 | max | errors |");
+        o.line("|---|---|---|---|---|---|---|");
+        for (k, e, label) in [("small_alone", "small_alone_errors", "alone"), ("small_loaded", "small_loaded_errors", "with the big bodies in flight")] {
+            let s = &v[k];
+            o.line(format!("| {label} | {} | {} | {} | {} | {} | {} |", s["n"], us(f(&s["p50_us"])), us(f(&s["p90_us"])),
+                us(f(&s["p99_us"])), us(f(&s["max_us"])), v[e]));
+        }
+        let b = &v["big_latency"];
+        o.line("");
+        o.line(format!(
+            "Big bodies answered: {} (each a 400 after the whole parse and fold; {} other), send-to-answer p50 {}, p99 {}.",
+            v["big_done"], v["big_not_400"], us(f(&b["p50_us"])), us(f(&b["p99_us"]))
+        ));
+        let (idle, hwm) = (f(&v["rss_idle_kib"]), f(&v["hwm_kib"]));
+        let in_flight = f(&v["in_flight_bytes"]);
+        let ratio = (hwm - idle) * 1024.0 / in_flight;
+        o.line(format!(
+            "Memory: RSS {:.1} MiB before, peak (VmHWM) {:.1} MiB, {:.1} MiB after; peak growth {:.1} MiB = {ratio:.2} x the {:.0} MiB of bodies in flight.",
+            mib(idle), mib(hwm), mib(f(&v["rss_after_kib"])), mib(hwm - idle), in_flight / 1048576.0
+        ));
+        o.line("");
+        let (a50, l50, l99) = (f(&v["small_alone"]["p50_us"]), f(&v["small_loaded"]["p50_us"]), f(&v["small_loaded"]["p99_us"]));
+        let errs = v["small_alone_errors"].as_u64().unwrap_or(1) + v["small_loaded_errors"].as_u64().unwrap_or(1) + v["big_not_400"].as_u64().unwrap_or(1);
+        o.check(l50 <= a50 + 1000.0 && errs == 0, "fig7 small p50 with big bodies in flight <= alone + 1 ms",
+            format!("{} vs {} alone; {errs} errors", us(l50), us(a50)));
+        o.check(l99 <= 20_000.0, "fig7 small p99 with big bodies in flight <= 20 ms", us(l99));
+        o.check(ratio <= 2.5 && v["big_done"].as_u64().unwrap_or(0) >= n, "fig7 peak RSS growth <= 2.5 x the body bytes in flight",
+            format!("{ratio:.2} x ({:.1} MiB for {:.0} MiB)", mib(hwm - idle), in_flight / 1048576.0));
+        o.line("");
+    }
     let mut s = o.s;
     let _ = writeln!(s, "{} target(s) failed", o.fails);
     (s, o.fails)

@@ -5,10 +5,12 @@
 //! and `flow.rs`/`io.rs` touch the session; everything else here is pure.
 
 pub mod assistant_text;
+pub mod body;
 pub mod failure;
 mod flow;
 pub mod io;
 pub mod json_error;
+pub mod parsing;
 pub mod prompt;
 pub mod request;
 pub mod response;
@@ -29,6 +31,7 @@ use crate::drain::Drain;
 use crate::error::ChatError;
 use crate::gateway::{frames, Gateway, LinkState, RunEvents};
 use crate::ingress::Client;
+use prompt::Prompt;
 
 pub const PATH: &str = "/v1/chat/completions";
 
@@ -39,12 +42,13 @@ pub struct ChatService {
     pub limits: Limits,
     pub drain: Arc<Drain>,
     runs: Semaphore,
+    parser: parsing::ParseGate,
 }
 
 impl ChatService {
     pub fn new(gateway: Gateway, auth: Authenticator, limits: Limits, drain: Arc<Drain>) -> Self {
         let runs = Semaphore::new(limits.max_concurrent_runs);
-        ChatService { gateway, auth, limits, drain, runs }
+        ChatService { gateway, auth, limits, drain, runs, parser: parsing::ParseGate::default() }
     }
 }
 
@@ -103,13 +107,9 @@ async fn handle(svc: &ChatService, session: &mut Session, client: Client, log: &
     authenticate(svc, session, client_ip).await?;
     let body = io::read_body(session, svc.limits.max_body_bytes, svc.limits.body_timeout).await?;
     log.body_bytes = body.len();
-    // The body, its JSON and the header copies are dropped here, not kept
-    // for the life of a stream.
-    let mut turn = {
-        let value = request::decode(&body)?;
-        drop(body);
-        request::validate(&value, HeaderText::read(session).route())?
-    };
+    // The body, its parse and the header copies are dropped by `parse`, not
+    // kept for the life of a stream.
+    let mut turn = svc.parser.parse(body, HeaderText::read(session).owned()).await?;
     log.stream = turn.stream;
     if svc.drain.is_draining() {
         return Err(ChatError::ShuttingDown);
@@ -119,9 +119,9 @@ async fn handle(svc: &ChatService, session: &mut Session, client: Client, log: &
         LinkState::Down { reason } => return Err(ChatError::GatewayUnavailable { reason: reason.to_string() }),
     };
     let _permit = svc.runs.try_acquire().map_err(|_| ChatError::Overloaded)?;
-    let mut run = start_run(svc, &turn, &default_agent).await?;
-    // The folded prompt can be the whole conversation; the run has it now.
-    drop(std::mem::take(&mut turn.prompt));
+    // The folded prompt can be the whole conversation; the run takes it.
+    let prompt = std::mem::take(&mut turn.prompt);
+    let mut run = start_run(svc, &turn, prompt, &default_agent).await?;
     log.run_id = Some(run.id.clone());
     log.agent = Some(run.agent.clone());
     crate::metrics::INFLIGHT_RUNS.inc();
@@ -200,14 +200,10 @@ impl HeaderText {
         HeaderText(Self::NAMES.map(|name| h.get(name).map(|v| latin1(v.as_bytes()))))
     }
 
-    fn route(&self) -> request::RouteHeaders<'_> {
-        let [agent_id, agent, session_key, model, channel] = self.0.each_ref().map(Option::as_deref);
-        request::RouteHeaders {
-            agent_id: agent_id.filter(|v| !v.trim().is_empty()).or(agent),
-            session_key,
-            model_override: model,
-            message_channel: channel,
-        }
+    /// The route headers in `parsing::OwnedHeaders` order.
+    fn owned(self) -> parsing::OwnedHeaders {
+        let [agent_id, agent, session_key, model, channel] = self.0;
+        [agent_id.filter(|v| !v.trim().is_empty()).or(agent), session_key, model, channel]
     }
 }
 
@@ -240,24 +236,38 @@ impl Drop for Run {
     }
 }
 
-async fn start_run(svc: &ChatService, turn: &request::ChatTurn, default_agent: &str) -> Result<Run, ChatError> {
+async fn start_run(
+    svc: &ChatService,
+    turn: &request::ChatTurn,
+    prompt: Prompt,
+    default_agent: &str,
+) -> Result<Run, ChatError> {
     let agent: Arc<str> = Arc::from(turn.agent.resolve(default_agent));
     let explicit = matches!(turn.session, route::SessionChoice::Explicit(_));
     let session_key: Arc<str> = Arc::from(turn.session.key(&agent));
     let id: Arc<str> = Arc::from(format!("chatcmpl_{}", uuid::Uuid::new_v4()));
-    let params = frames::AgentParams {
-        message: &turn.prompt.message,
-        // An explicit session key runs without `agentId`, as the built-in runs it.
-        agent_id: (!explicit).then_some(&*agent),
-        session_key: &session_key,
-        extra_system_prompt: turn.prompt.extra_system_prompt.as_deref(),
-        deliver: false,
-        channel: &turn.channel,
-        // No `timeout`: the agent's own configured timeout applies, as for
-        // the built-in; clawbridge's run deadline is enforced in `flow`.
-        idempotency_key: &id,
-    };
-    let frame = frames::agent_request(&id, &params);
+    let size = prompt.message.len() + prompt.extra_system_prompt.as_ref().map_or(0, String::len);
+    let (frame_id, frame_agent, frame_key, channel) =
+        (id.clone(), agent.clone(), session_key.clone(), turn.channel.clone());
+    // A long prompt's frame is encoded (JSON-escaped) off the event loop too.
+    let frame = svc
+        .parser
+        .sized(size, move || {
+            let params = frames::AgentParams {
+                message: &prompt.message,
+                // An explicit session key runs without `agentId`, as the built-in runs it.
+                agent_id: (!explicit).then_some(&*frame_agent),
+                session_key: &frame_key,
+                extra_system_prompt: prompt.extra_system_prompt.as_deref(),
+                deliver: false,
+                channel: &channel,
+                // No `timeout`: the agent's own configured timeout applies, as for
+                // the built-in; clawbridge's run deadline is enforced in `flow`.
+                idempotency_key: &frame_id,
+            };
+            frames::agent_request(&frame_id, &params)
+        })
+        .await?;
     let created = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let events = svc
         .gateway

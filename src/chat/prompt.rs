@@ -4,7 +4,9 @@
 //! becomes `Sender: text` lines under the history and current-message
 //! markers. Pure; checked against vectors produced by the gateway's own code.
 
-use serde_json::Value;
+use std::borrow::Cow;
+
+use super::body::{Any, Arguments, Content, Json, Message, ToolCall};
 
 pub const HISTORY_MARKER: &str = "[Chat messages since your last reply - for context]";
 pub const CURRENT_MARKER: &str = "[Current message - respond to this]";
@@ -25,10 +27,11 @@ enum Role {
     Tool,
 }
 
-struct Entry {
+/// One conversation line; texts borrow from the request where they can.
+struct Entry<'a> {
     role: Role,
-    sender: String,
-    body: String,
+    sender: Cow<'a, str>,
+    body: Cow<'a, str>,
 }
 
 /// JavaScript's `String.prototype.trim` (differs from `str::trim`: it strips
@@ -45,51 +48,61 @@ fn is_js_whitespace(c: char) -> bool {
     )
 }
 
+/// `js_trim` of a `Cow`, still borrowed when it was.
+fn trim_cow(s: Cow<'_, str>) -> Cow<'_, str> {
+    match s {
+        Cow::Borrowed(b) => Cow::Borrowed(js_trim(b)),
+        Cow::Owned(o) if js_trim(&o).len() == o.len() => Cow::Owned(o),
+        Cow::Owned(o) => Cow::Owned(js_trim(&o).to_string()),
+    }
+}
+
 /// `normalizeOptionalString`: a trimmed, non-empty string or nothing.
-fn opt_str(v: Option<&Value>) -> Option<&str> {
-    v.and_then(Value::as_str).map(js_trim).filter(|s| !s.is_empty())
+fn opt_str<'v>(v: Option<&'v Any<'_>>) -> Option<&'v str> {
+    v.and_then(Json::as_str).map(js_trim).filter(|s| !s.is_empty())
 }
 
 /// Text of a `content` value: a string as is; for an array, the text parts
 /// joined with `"\n"`. `None` for other types, and for arrays with no text.
-fn content_text(content: Option<&Value>) -> Option<String> {
+fn content_text<'v>(content: Option<&'v Content<'_>>) -> Option<Cow<'v, str>> {
     match content? {
-        Value::String(s) => Some(s.clone()),
-        Value::Array(parts) => {
+        Json::Str(s) => Some(Cow::Borrowed(s)),
+        Json::Arr(parts) => {
             let texts: Vec<Option<&str>> = parts
                 .iter()
                 .map(|part| {
-                    let obj = part.as_object()?;
-                    let kind = obj.get("type").and_then(Value::as_str);
-                    match (kind, obj.get("text").and_then(Value::as_str)) {
+                    let obj = part.as_obj()?;
+                    let kind = obj.kind.as_ref().and_then(Json::as_str);
+                    match (kind, obj.text.as_ref().and_then(Json::as_str)) {
                         (Some("text" | "input_text"), Some(text)) => Some(text),
-                        _ => obj.get("input_text").and_then(Value::as_str),
+                        _ => obj.input_text.as_ref().and_then(Json::as_str),
                     }
                 })
                 .collect();
             let joined = texts.iter().flatten().filter(|t| !t.is_empty()).copied().collect::<Vec<_>>().join("\n");
             let keep = !js_trim(&joined).is_empty() || texts.iter().all(Option::is_some);
-            keep.then_some(joined)
+            keep.then_some(Cow::Owned(joined))
         }
         _ => None,
     }
 }
 
 /// `tool_call id=<id> name=<name> arguments=<args>` per valid call, one per line.
-fn tool_calls_summary(calls: Option<&Value>) -> String {
-    let Some(Value::Array(calls)) = calls else {
+fn tool_calls_summary(calls: Option<&Json<'_, super::body::Skip, ToolCall<'_>>>) -> String {
+    let Some(Json::Arr(calls)) = calls else {
         return String::new();
     };
     calls
         .iter()
         .filter_map(|call| {
-            let id = opt_str(call.as_object()?.get("id"))?;
-            let function = call.get("function")?.as_object()?;
-            let name = opt_str(function.get("name"))?;
-            let args = match function.get("arguments") {
-                None | Some(Value::Null) => String::new(),
-                Some(Value::String(s)) => s.clone(),
-                Some(other) => other.to_string(),
+            let call = call.as_obj()?;
+            let id = opt_str(call.id.as_ref())?;
+            let function = call.function.as_ref()?.as_obj()?;
+            let name = opt_str(function.name.as_ref())?;
+            let args: Cow<str> = match &function.arguments {
+                None | Some(Arguments::Null) => Cow::Borrowed(""),
+                Some(Arguments::Str(s)) => Cow::Borrowed(s),
+                Some(Arguments::Other(v)) => Cow::Owned(v.to_string()),
             };
             Some(format!("tool_call id={id} name={name} arguments={args}"))
         })
@@ -97,19 +110,20 @@ fn tool_calls_summary(calls: Option<&Value>) -> String {
         .join("\n")
 }
 
-/// Folds `messages` (a non-array is treated as empty).
-pub fn fold(messages: &[Value]) -> Prompt {
-    let mut system: Vec<String> = Vec::new();
+/// Folds `messages`.
+pub fn fold(messages: &[Message<'_>]) -> Prompt {
+    let mut system: Vec<Cow<str>> = Vec::new();
     let mut entries: Vec<Entry> = Vec::new();
     for msg in messages {
-        let Some(obj) = msg.as_object() else { continue };
-        let Some(raw_role) = opt_str(obj.get("role")) else {
+        let Some(obj) = msg.as_obj() else { continue };
+        let Some(raw_role) = opt_str(obj.role.as_ref()) else {
             continue;
         };
-        let content = if raw_role == "function" && obj.get("content") == Some(&Value::Null) {
-            Some(String::new())
+        let rare = obj.rare();
+        let content = if raw_role == "function" && obj.content.as_ref().is_some_and(Json::is_null) {
+            Some(Cow::Borrowed(""))
         } else {
-            content_text(obj.get("content")).map(|t| js_trim(&t).to_string())
+            content_text(obj.content.as_ref()).map(trim_cow)
         };
         let role = match raw_role {
             "system" | "developer" => {
@@ -123,34 +137,34 @@ pub fn fold(messages: &[Value]) -> Prompt {
             "tool" | "function" => Role::Tool,
             _ => continue,
         };
-        let summary = if role == Role::Assistant { tool_calls_summary(obj.get("tool_calls")) } else { String::new() };
-        let body = [content.as_deref().unwrap_or(""), summary.as_str()]
-            .iter()
-            .filter(|s| !s.is_empty())
-            .copied()
-            .collect::<Vec<_>>()
-            .join("\n");
-        let name = opt_str(obj.get("name"));
-        let call_id = opt_str(obj.get("tool_call_id"));
+        let summary =
+            if role == Role::Assistant { tool_calls_summary(rare.tool_calls.as_ref()) } else { String::new() };
+        let body: Cow<str> = match (content.as_deref().unwrap_or(""), summary.as_str()) {
+            (_, "") => content.clone().unwrap_or_default(),
+            ("", s) => Cow::Owned(s.to_string()),
+            (c, s) => Cow::Owned(format!("{c}\n{s}")),
+        };
+        let name = opt_str(rare.name.as_ref());
+        let call_id = opt_str(rare.tool_call_id.as_ref());
         let is_tool_result = role == Role::Tool
             && if raw_role == "function" { name.is_some() } else { call_id.is_some() }
             && content.is_some()
-            && (raw_role != "function" || matches!(obj.get("content"), Some(Value::String(_) | Value::Null)));
+            && (raw_role != "function" || matches!(obj.content, Some(Json::Str(_) | Json::Null)));
         if body.is_empty() && !is_tool_result {
             continue;
         }
         if role == Role::Assistant
-            && opt_str(obj.get("stopReason")) == Some("error")
+            && opt_str(rare.stop_reason.as_ref()) == Some("error")
             && js_trim(&body) == STREAM_ERROR_PLACEHOLDER
         {
             continue;
         }
-        let sender = match (role, call_id, name) {
-            (Role::User, _, _) => "User".to_string(),
-            (Role::Assistant, _, _) => "Assistant".to_string(),
-            (Role::Tool, Some(id), _) => format!("Tool:{id}"),
-            (Role::Tool, None, Some(name)) => format!("Tool:{name}"),
-            (Role::Tool, None, None) => "Tool".to_string(),
+        let sender: Cow<str> = match (role, call_id, name) {
+            (Role::User, _, _) => Cow::Borrowed("User"),
+            (Role::Assistant, _, _) => Cow::Borrowed("Assistant"),
+            (Role::Tool, Some(id), _) => Cow::Owned(format!("Tool:{id}")),
+            (Role::Tool, None, Some(name)) => Cow::Owned(format!("Tool:{name}")),
+            (Role::Tool, None, None) => Cow::Borrowed("Tool"),
         };
         entries.push(Entry { role, sender, body });
     }
@@ -165,19 +179,43 @@ fn conversation_message(entries: &[Entry]) -> String {
     };
     let last = &entries[current];
     if current == 0 && last.role != Role::Tool {
-        return last.body.clone();
+        return last.body.to_string();
     }
-    let history = entries[..current].iter().map(|e| format!("{}: {}", e.sender, e.body)).collect::<Vec<_>>().join("\n");
-    let current_line = format!("{}: {}", last.sender, last.body);
-    if js_trim(&history).is_empty() {
-        return current_line;
+    let line = |e: &Entry, out: &mut String| {
+        out.push_str(&e.sender);
+        out.push_str(": ");
+        out.push_str(&e.body);
+    };
+    let earlier = &entries[..current];
+    let history_len: usize = earlier.iter().map(|e| e.sender.len() + 3 + e.body.len()).sum();
+    let mut out = String::with_capacity(
+        HISTORY_MARKER.len() + history_len + CURRENT_MARKER.len() + last.sender.len() + last.body.len() + 8,
+    );
+    out.push_str(HISTORY_MARKER);
+    out.push('\n');
+    let history_start = out.len();
+    for (i, e) in earlier.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        line(e, &mut out);
     }
-    [HISTORY_MARKER, &history, "", CURRENT_MARKER, &current_line].join("\n")
+    if js_trim(&out[history_start..]).is_empty() {
+        out.clear();
+        line(last, &mut out);
+        return out;
+    }
+    out.push_str("\n\n");
+    out.push_str(CURRENT_MARKER);
+    out.push('\n');
+    line(last, &mut out);
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     /// Vectors produced by running the gateway's own prompt code (openclaw 2026.9.6).
     #[test]
@@ -186,8 +224,9 @@ mod tests {
         let vectors: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         assert!(vectors.len() >= 20);
         for v in vectors {
-            let messages = v["messages"].as_array().unwrap();
-            let got = fold(messages);
+            let text = v["messages"].to_string();
+            let messages: Vec<Message> = serde_json::from_str(&text).unwrap();
+            let got = fold(&messages);
             assert_eq!(got.message, v["message"].as_str().unwrap(), "message for {}", v["messages"]);
             assert_eq!(
                 got.extra_system_prompt.as_deref(),

@@ -3,8 +3,9 @@
 //! resulting [`ChatTurn`] (domain type) the rest of the route works with.
 //! Pure.
 
-use serde_json::{Map, Value};
+use std::borrow::Cow;
 
+use super::body::{Any, Body, BodyFields, Json, Message};
 use super::json_error;
 use super::prompt::{self, Prompt};
 use super::route::{self, AgentTarget, SessionChoice};
@@ -39,14 +40,21 @@ pub struct RouteHeaders<'a> {
     pub message_channel: Option<&'a str>,
 }
 
+/// Decodes and validates a request body into a turn.
+pub fn parse(body: &[u8], headers: RouteHeaders<'_>) -> Result<ChatTurn, ChatError> {
+    // `from_utf8` first: `from_utf8_lossy` checks a valid body ~3x slower.
+    let text = std::str::from_utf8(body).map_or_else(|_| String::from_utf8_lossy(body), Cow::Borrowed);
+    validate(&decode(&text)?, headers)
+}
+
 /// Decodes the body as the gateway does: bytes as UTF-8 (invalid sequences
-/// become U+FFFD), JS-trimmed, an empty body is `{}`, and a parse failure is
-/// a 400 carrying V8's `JSON.parse` message.
-pub fn decode(body: &[u8]) -> Result<Value, ChatError> {
-    let text = String::from_utf8_lossy(body);
-    let text = prompt::js_trim(&text);
+/// become U+FFFD, done by the caller), JS-trimmed, an empty body is `{}`, and
+/// a parse failure is a 400 carrying V8's `JSON.parse` message. The result
+/// borrows from `text`.
+pub fn decode(text: &str) -> Result<Body<'_>, ChatError> {
+    let text = prompt::js_trim(text);
     if text.is_empty() {
-        return Ok(Value::Object(Map::new()));
+        return Ok(Json::Obj(BodyFields::default()));
     }
     serde_json::from_str(text).map_err(|e| {
         let message = json_error::v8_message(text).unwrap_or_else(|| match e.classify() {
@@ -64,31 +72,36 @@ pub fn decode(body: &[u8]) -> Result<Value, ChatError> {
 /// Validates the decoded body into a turn, in the built-in endpoint's order:
 /// the schema (first failing field in schema order), token caps, `response_format`,
 /// `stop`, sampling ranges, agent, session, tools, images, then the prompt.
-pub fn validate(body: &Value, headers: RouteHeaders<'_>) -> Result<ChatTurn, ChatError> {
-    let Value::Object(obj) = body else {
-        return Err(invalid(format!(": Invalid input: expected object, received {}", type_name(body))));
+pub fn validate(body: &Body<'_>, headers: RouteHeaders<'_>) -> Result<ChatTurn, ChatError> {
+    let Json::Obj(obj) = body else {
+        return Err(invalid(format!(": Invalid input: expected object, received {}", body.type_name())));
     };
     schema::check(obj)?;
     checks::response_format(obj)?;
     checks::stop(obj)?;
     checks::sampling(obj)?;
-    let model = obj.get("model").and_then(Value::as_str);
+    let model = obj.model.as_ref().and_then(Json::as_str);
     let agent = route::agent_target(headers.agent_id, model)?;
-    let user = obj.get("user").and_then(Value::as_str);
+    let user = obj.user.as_ref().and_then(Json::as_str);
     let session = route::session_choice(headers.session_key, user)?;
     if headers.model_override.is_some_and(|m| !m.trim().is_empty()) {
         return Err(invalid(MODEL_OVERRIDE_UNSUPPORTED.into()));
     }
     checks::tools(obj)?;
-    let messages: &[Value] = obj.get("messages").and_then(Value::as_array).map_or(&[], Vec::as_slice);
+    let messages: &[Message] = obj.messages.as_ref().and_then(Json::as_arr).unwrap_or(&[]);
     checks::images(messages)?;
     let prompt = prompt::fold(messages);
     if prompt.message.is_empty() {
         return Err(invalid(MISSING_USER_MESSAGE.into()));
     }
-    let stream = obj.get("stream") == Some(&Value::Bool(true));
-    let include_usage =
-        stream && obj.get("stream_options").and_then(|o| o.get("include_usage")) == Some(&Value::Bool(true));
+    let stream = obj.stream.as_ref().is_some_and(Json::is_true);
+    let include_usage = stream
+        && obj
+            .stream_options
+            .as_ref()
+            .and_then(Json::as_obj)
+            .and_then(|o| o.include_usage.as_ref())
+            .is_some_and(Json::is_true);
     Ok(ChatTurn {
         model: model.unwrap_or("openclaw").to_string(),
         stream,
@@ -119,18 +132,6 @@ fn invalid(message: String) -> ChatError {
     ChatError::InvalidRequest(message)
 }
 
-/// zod's name for a JSON value's type.
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
-}
-
 /// The built-in's zod schema (zod 4): one message, for the first failing
 /// field in schema key order, formatted `"<path>: <zod message>"`.
 mod schema {
@@ -147,24 +148,18 @@ mod schema {
         Nullish,
     }
 
-    fn expect(
-        obj: &Map<String, Value>,
-        path: &str,
-        kind: Kind,
-        want: &str,
-        ok: fn(&Value) -> bool,
-    ) -> Result<(), ChatError> {
-        let key = path.rsplit('.').next().unwrap_or(path);
-        match (obj.get(key), kind) {
-            (None, _) | (Some(Value::Null), Kind::Nullish) => Ok(()),
-            (Some(v), _) if ok(v) => Ok(()),
-            (Some(v), _) => Err(invalid(format!("{path}: Invalid input: expected {want}, received {}", type_name(v)))),
+    /// `want` is zod's type name (`string`, `boolean`, `number`, `array`, `object`).
+    fn expect<O, E>(field: Option<&Json<'_, O, E>>, path: &str, kind: Kind, want: &str) -> Result<(), ChatError> {
+        match (field, kind) {
+            (None, _) | (Some(Json::Null), Kind::Nullish) => Ok(()),
+            (Some(v), _) if v.type_name() == want => Ok(()),
+            (Some(v), _) => Err(invalid(format!("{path}: Invalid input: expected {want}, received {}", v.type_name()))),
         }
     }
 
-    fn positive_int(obj: &Map<String, Value>, key: &str) -> Result<(), ChatError> {
-        expect(obj, key, Kind::Nullish, "number", Value::is_number)?;
-        let Some(n) = obj.get(key).and_then(Value::as_f64) else {
+    fn positive_int(field: Option<&Any<'_>>, key: &str) -> Result<(), ChatError> {
+        expect(field, key, Kind::Nullish, "number")?;
+        let Some(n) = field.and_then(Json::as_f64) else {
             return Ok(());
         };
         if n.fract() != 0.0 {
@@ -179,27 +174,27 @@ mod schema {
         Ok(())
     }
 
-    pub fn check(obj: &Map<String, Value>) -> Result<(), ChatError> {
+    pub fn check(obj: &BodyFields<'_>) -> Result<(), ChatError> {
         use Kind::*;
-        expect(obj, "model", Optional, "string", Value::is_string)?;
-        expect(obj, "stream", Nullish, "boolean", Value::is_boolean)?;
-        expect(obj, "stream_options", Nullish, "object", Value::is_object)?;
-        if let Some(Value::Object(o)) = obj.get("stream_options") {
-            expect(o, "stream_options.include_usage", Optional, "boolean", Value::is_boolean)?;
+        expect(obj.model.as_ref(), "model", Optional, "string")?;
+        expect(obj.stream.as_ref(), "stream", Nullish, "boolean")?;
+        expect(obj.stream_options.as_ref(), "stream_options", Nullish, "object")?;
+        if let Some(Json::Obj(o)) = &obj.stream_options {
+            expect(o.include_usage.as_ref(), "stream_options.include_usage", Optional, "boolean")?;
         }
-        expect(obj, "tools", Optional, "array", Value::is_array)?;
-        expect(obj, "messages", Optional, "array", Value::is_array)?;
-        expect(obj, "user", Optional, "string", Value::is_string)?;
-        positive_int(obj, "max_tokens")?;
-        positive_int(obj, "max_completion_tokens")?;
-        expect(obj, "temperature", Nullish, "number", Value::is_number)?;
-        expect(obj, "top_p", Nullish, "number", Value::is_number)?;
-        expect(obj, "frequency_penalty", Nullish, "number", Value::is_number)?;
-        expect(obj, "presence_penalty", Nullish, "number", Value::is_number)?;
-        expect(obj, "seed", Nullish, "number", Value::is_number)?;
-        match obj.get("stop") {
-            None | Some(Value::Null) | Some(Value::String(_)) => Ok(()),
-            Some(Value::Array(a)) if a.iter().all(Value::is_string) => Ok(()),
+        expect(obj.tools.as_ref(), "tools", Optional, "array")?;
+        expect(obj.messages.as_ref(), "messages", Optional, "array")?;
+        expect(obj.user.as_ref(), "user", Optional, "string")?;
+        positive_int(obj.max_tokens.as_ref(), "max_tokens")?;
+        positive_int(obj.max_completion_tokens.as_ref(), "max_completion_tokens")?;
+        expect(obj.temperature.as_ref(), "temperature", Nullish, "number")?;
+        expect(obj.top_p.as_ref(), "top_p", Nullish, "number")?;
+        expect(obj.frequency_penalty.as_ref(), "frequency_penalty", Nullish, "number")?;
+        expect(obj.presence_penalty.as_ref(), "presence_penalty", Nullish, "number")?;
+        expect(obj.seed.as_ref(), "seed", Nullish, "number")?;
+        match &obj.stop {
+            None | Some(Json::Null) | Some(Json::Str(_)) => Ok(()),
+            Some(Json::Arr(a)) if a.iter().all(|s| s.as_str().is_some()) => Ok(()),
             Some(_) => Err(invalid("stop: Invalid input".into())),
         }
     }
@@ -209,18 +204,18 @@ mod schema {
 mod checks {
     use super::*;
 
-    fn present<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-        obj.get(key).filter(|v| !v.is_null())
+    fn present<'v, 'a, O, E>(field: &'v Option<Json<'a, O, E>>) -> Option<&'v Json<'a, O, E>> {
+        field.as_ref().filter(|v| !v.is_null())
     }
 
-    pub fn response_format(obj: &Map<String, Value>) -> Result<(), ChatError> {
-        let Some(v) = present(obj, "response_format") else {
+    pub fn response_format(obj: &BodyFields<'_>) -> Result<(), ChatError> {
+        let Some(v) = present(&obj.response_format) else {
             return Ok(());
         };
-        let Value::Object(o) = v else {
+        let Json::Obj(o) = v else {
             return Err(invalid("Invalid response_format: response_format must be an object".into()));
         };
-        match o.get("type").and_then(Value::as_str) {
+        match o.kind.as_ref().and_then(Json::as_str) {
             Some("text" | "json_object" | "json_schema") => Ok(()),
             _ => Err(invalid(
                 "Invalid response_format: response_format.type must be text, json_object, or json_schema".into(),
@@ -228,10 +223,10 @@ mod checks {
         }
     }
 
-    pub fn stop(obj: &Map<String, Value>) -> Result<(), ChatError> {
-        let stops: Vec<&str> = match present(obj, "stop") {
-            Some(Value::String(s)) => vec![s.as_str()],
-            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+    pub fn stop(obj: &BodyFields<'_>) -> Result<(), ChatError> {
+        let stops: Vec<&str> = match present(&obj.stop) {
+            Some(Json::Str(s)) => vec![s],
+            Some(Json::Arr(a)) => a.iter().filter_map(Json::as_str).collect(),
             _ => return Ok(()),
         };
         if stops.len() > 4 {
@@ -246,20 +241,20 @@ mod checks {
     /// `validateOpenAiSamplingParams`; bounds are inclusive. The native
     /// `agent` method takes none of these, so they are validated identically
     /// and then not forwarded (see README).
-    pub fn sampling(obj: &Map<String, Value>) -> Result<(), ChatError> {
-        for (key, min, max, label) in [
-            ("temperature", 0.0, 2.0, "0 and 2"),
-            ("top_p", 0.0, 1.0, "0 and 1"),
-            ("frequency_penalty", -2.0, 2.0, "-2.0 and 2.0"),
-            ("presence_penalty", -2.0, 2.0, "-2.0 and 2.0"),
+    pub fn sampling(obj: &BodyFields<'_>) -> Result<(), ChatError> {
+        for (field, key, min, max, label) in [
+            (&obj.temperature, "temperature", 0.0, 2.0, "0 and 2"),
+            (&obj.top_p, "top_p", 0.0, 1.0, "0 and 1"),
+            (&obj.frequency_penalty, "frequency_penalty", -2.0, 2.0, "-2.0 and 2.0"),
+            (&obj.presence_penalty, "presence_penalty", -2.0, 2.0, "-2.0 and 2.0"),
         ] {
-            if let Some(n) = present(obj, key).and_then(Value::as_f64) {
+            if let Some(n) = present(field).and_then(Json::as_f64) {
                 if !(min..=max).contains(&n) {
                     return Err(invalid(format!("`{key}` must be between {label}.")));
                 }
             }
         }
-        if let Some(n) = present(obj, "seed").and_then(Value::as_f64) {
+        if let Some(n) = present(&obj.seed).and_then(Json::as_f64) {
             if n.fract() != 0.0 {
                 return Err(invalid("`seed` must be an integer.".into()));
             }
@@ -270,23 +265,25 @@ mod checks {
     /// Client tools cannot reach the agent over the native protocol: a
     /// non-empty `tools` is refused, never silently dropped. `tool_choice`
     /// without tools is validated as the built-in validates it.
-    pub fn tools(obj: &Map<String, Value>) -> Result<(), ChatError> {
-        if obj.get("tools").and_then(Value::as_array).is_some_and(|t| !t.is_empty()) {
+    pub fn tools(obj: &BodyFields<'_>) -> Result<(), ChatError> {
+        if obj.tools.as_ref().and_then(Json::as_arr).is_some_and(|t| !t.is_empty()) {
             return Err(invalid(TOOLS_UNSUPPORTED.into()));
         }
         let prefix = "Invalid tools/tool_choice: ";
-        match obj.get("tool_choice") {
-            None | Some(Value::Null) => Ok(()),
-            Some(Value::String(s)) if s == "auto" || s == "none" => Ok(()),
-            Some(Value::String(s)) if s == "required" => {
+        match &obj.tool_choice {
+            None | Some(Json::Null) => Ok(()),
+            Some(Json::Str(s)) if s == "auto" || s == "none" => Ok(()),
+            Some(Json::Str(s)) if s == "required" => {
                 Err(invalid(format!("{prefix}tool_choice=required but no tools were provided")))
             }
-            Some(Value::Object(o)) => match o.get("type") {
-                Some(Value::String(t)) if t == "function" => {
+            Some(Json::Obj(o)) => match &o.kind {
+                Some(Json::Str(t)) if t == "function" => {
                     match o
-                        .get("function")
-                        .and_then(|f| f.get("name"))
-                        .and_then(Value::as_str)
+                        .function
+                        .as_ref()
+                        .and_then(Json::as_obj)
+                        .and_then(|f| f.name.as_ref())
+                        .and_then(Json::as_str)
                         .map(super::prompt::js_trim)
                     {
                         Some(name) if !name.is_empty() => {
@@ -295,7 +292,7 @@ mod checks {
                         _ => Err(invalid(format!("{prefix}tool_choice.function.name is required"))),
                     }
                 }
-                Some(Value::String(t)) => Err(invalid(format!("{prefix}tool_choice {t} is not supported"))),
+                Some(Json::Str(t)) => Err(invalid(format!("{prefix}tool_choice {t} is not supported"))),
                 _ => Err(invalid(format!("{prefix}unsupported tool_choice type"))),
             },
             Some(_) => Err(invalid(format!("{prefix}tool_choice must be a string or object"))),
@@ -306,22 +303,25 @@ mod checks {
     /// user/tool/function message, if it is a user message). Invalid ones get
     /// the built-in's 400; valid `data:` images are refused clearly instead
     /// of being dropped, as the native method takes no image content here.
-    pub fn images(messages: &[Value]) -> Result<(), ChatError> {
-        fn role(m: &Value) -> Option<&str> {
-            m.get("role").and_then(Value::as_str).map(prompt::js_trim)
+    pub fn images(messages: &[Message<'_>]) -> Result<(), ChatError> {
+        fn role<'v>(m: &'v Message<'_>) -> Option<&'v str> {
+            m.as_obj()?.role.as_ref().and_then(Json::as_str).map(prompt::js_trim)
         }
         let active = messages.iter().rev().find(|m| matches!(role(m), Some("user" | "tool" | "function")));
-        let Some(active) = active.filter(|m| role(m) == Some("user")) else {
+        let Some(active) = active.filter(|m| role(m) == Some("user")).and_then(Json::as_obj) else {
             return Ok(());
         };
-        let Some(parts) = active.get("content").and_then(Value::as_array) else {
+        let Some(parts) = active.content.as_ref().and_then(Json::as_arr) else {
             return Ok(());
         };
         let mut any = false;
-        for part in parts.iter().filter(|p| p.get("type").and_then(Value::as_str) == Some("image_url")) {
-            let url = match part.get("image_url") {
-                Some(Value::String(s)) => Some(s.as_str()),
-                Some(Value::Object(o)) => o.get("url").and_then(Value::as_str),
+        for part in parts.iter().filter_map(Json::as_obj) {
+            if part.kind.as_ref().and_then(Json::as_str) != Some("image_url") {
+                continue;
+            }
+            let url = match &part.image_url {
+                Some(Json::Str(s)) => Some(&**s),
+                Some(Json::Obj(o)) => o.url.as_ref().and_then(Json::as_str),
                 _ => None,
             }
             .map(prompt::js_trim)
@@ -355,8 +355,19 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    use serde_json::Value;
+
     fn turn(v: Value) -> Result<ChatTurn, ChatError> {
-        validate(&v, RouteHeaders::default())
+        parse(v.to_string().as_bytes(), RouteHeaders::default())
+    }
+
+    fn decode(body: &[u8]) -> Result<(), ChatError> {
+        super::decode(&String::from_utf8_lossy(body)).map(drop)
+    }
+
+    /// The message of a body parsed as a whole.
+    fn parsed(body: &[u8]) -> String {
+        msg(parse(body, RouteHeaders::default()))
     }
 
     fn msg(r: Result<ChatTurn, ChatError>) -> String {
@@ -375,14 +386,15 @@ mod tests {
             decode(br#"{"model":"openclaw","messages":["#).unwrap_err().message(),
             "Unexpected end of JSON input"
         );
-        assert_eq!(decode(b"").unwrap(), json!({}));
-        assert_eq!(decode(b"  \n").unwrap(), json!({}));
+        assert_eq!(parsed(b""), MISSING_USER_MESSAGE, "an empty body is {{}}");
+        assert_eq!(parsed(b"  \n"), MISSING_USER_MESSAGE);
         assert_eq!(
             decode(b"{x}").unwrap_err().message(),
             "Expected property name or '}' in JSON at position 1 (line 1 column 2)"
         );
-        assert_eq!(decode(b"\xef\xbb\xbf{}").unwrap(), json!({}), "a BOM is trimmed, as JS trim does");
-        assert_eq!(decode(b"{\"a\":\"\xff\"}").unwrap(), json!({"a": "\u{FFFD}"}), "invalid UTF-8 is replaced");
+        assert_eq!(parsed(b"\xef\xbb\xbf{}"), MISSING_USER_MESSAGE, "a BOM is trimmed, as JS trim does");
+        let t = parse(b"{\"messages\":[{\"role\":\"user\",\"content\":\"\xff\"}]}", RouteHeaders::default());
+        assert_eq!(t.unwrap().prompt.message, "\u{FFFD}", "invalid UTF-8 is replaced");
         let deep = "[".repeat(200) + &"]".repeat(200);
         assert_eq!(decode(deep.as_bytes()).unwrap_err().status(), 400);
     }
