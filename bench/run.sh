@@ -11,6 +11,7 @@
 #                                (bench/out/profile.txt)
 #   BENCH_QUICK=1                shorter runs (smoke test of the harness; numbers are noisier)
 #   BENCH_THREADS=n              clawbridge proxy threads (default 1, its own default)
+#   BENCH_BIN=dir                measure the binaries in dir instead of target/release (A/B)
 #   BENCH_CLAWBRIDGE_LOG=filter  clawbridge's log filter (default "info": access lines on,
 #                                written to /dev/null, as a deployment would format them)
 #
@@ -20,7 +21,7 @@ cd "$(dirname "$0")/.."
 REPO=$PWD
 OUT=$REPO/bench/out
 mkdir -p "$OUT"
-BIN=$REPO/target/release
+BIN=${BENCH_BIN:-$REPO/target/release}   # BENCH_BIN: another build to measure (A/B)
 BENCH=$REPO/target/bench/release/clawbridge-bench
 TOKEN=bench-token
 HOST=127.0.0.1
@@ -90,8 +91,11 @@ JSON
 start_cb() { # listen admin upstream config [extra env...] -> pid in CB_PID
   # Logs at the default level (access lines formatted as in a deployment);
   # CB_LOG=/dev/null for the load figures, where they would be hundreds of MB.
+  # The load client keeps its connections between rounds, idle for longer
+  # than Node's 5 s keep-alive (clawbridge's default): 75 s, nginx's default,
+  # as the nginx it is compared with uses.
   local listen=$1 admin=$2 up=$3 conf=$4; shift 4
-  env NO_COLOR=1 CLAWBRIDGE_LISTEN="$listen" CLAWBRIDGE_ADMIN_LISTEN="$admin" CLAWBRIDGE_UPSTREAM="$up" \
+  env NO_COLOR=1 CLAWBRIDGE_KEEPALIVE_TIMEOUT_MS=75000 CLAWBRIDGE_LISTEN="$listen" CLAWBRIDGE_ADMIN_LISTEN="$admin" CLAWBRIDGE_UPSTREAM="$up" \
     OPENCLAW_CONFIG_PATH="$conf" CLAWBRIDGE_THREADS="${BENCH_THREADS:-1}" CLAWBRIDGE_LOG="${BENCH_CLAWBRIDGE_LOG:-info}" \
     "$@" "$BIN/clawbridge" >/dev/null 2>"${CB_LOG:-$OUT/clawbridge-${listen##*:}.stderr}" &
   CB_PID=$!; PIDS+=("$CB_PID")
