@@ -10,7 +10,7 @@ use std::sync::{Mutex, OnceLock};
 use std::thread::JoinHandle;
 
 use tracing::Level;
-use tracing_subscriber::filter::filter_fn;
+use tracing_subscriber::filter::{filter_fn, FilterExt, LevelFilter};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
@@ -29,7 +29,12 @@ pub fn init(format: LogFormat) {
     // whole frames (tungstenite: the `connect` secret) at debug and trace.
     // Whatever the filter asks, even a module-level `pingora_core::…=trace`,
     // nothing but clawbridge's own events passes below info.
-    let cap = filter_fn(|meta| *meta.level() <= Level::INFO || is_own(meta.target()));
+    // One filter, not two stacked ones, with a level hint: the hint (the
+    // env filter's, `info` by default) lets every dependency's debug and
+    // trace call sites, `log` records included, be skipped statically.
+    let cap = filter_fn(|meta| *meta.level() <= Level::INFO || is_own(meta.target()))
+        .with_max_level_hint(LevelFilter::TRACE);
+    let filter = filter.and(cap);
     let ansi = std::io::stderr().is_terminal();
     let log: &'static BatchLog = LOG.get_or_init(BatchLog::default);
     let flusher = std::thread::Builder::new()
@@ -40,8 +45,8 @@ pub fn init(format: LogFormat) {
     let layer = tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(log);
     let registry = tracing_subscriber::registry();
     match format {
-        LogFormat::Json => registry.with(layer.json().flatten_event(true).with_filter(filter).with_filter(cap)).init(),
-        LogFormat::Text => registry.with(layer.with_filter(filter).with_filter(cap)).init(),
+        LogFormat::Json => registry.with(layer.json().flatten_event(true).with_filter(filter)).init(),
+        LogFormat::Text => registry.with(layer.with_filter(filter)).init(),
     }
 }
 
