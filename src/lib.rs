@@ -40,6 +40,7 @@ pub mod ingress;
 pub mod logs;
 pub mod metrics;
 pub mod proxy;
+pub mod reload;
 pub mod server;
 
 pub mod upstream;
