@@ -13,8 +13,8 @@ use prometheus::{Encoder, TextEncoder};
 
 use crate::config::Live;
 use crate::drain::Drain;
-use crate::ingress::{Attributor, GatewayTrust};
 use crate::gateway::{Gateway, LinkState};
+use crate::ingress::{Attributor, GatewayTrust};
 
 pub struct Admin {
     /// `None` when the chat endpoint is off: readiness then needs no link.

@@ -56,7 +56,10 @@ pub struct Rejection {
 
 impl Authenticator {
     pub fn new(mode: AuthMode, secret: Option<Secret>, rate_limit: RateLimit) -> Self {
-        Authenticator { policy: Live::new(AuthPolicy { mode, secret, rate_limit }), limiter: Limiter::new(MAX_TRACKED_CLIENTS) }
+        Authenticator {
+            policy: Live::new(AuthPolicy { mode, secret, rate_limit }),
+            limiter: Limiter::new(MAX_TRACKED_CLIENTS),
+        }
     }
 
     /// Switches to a reloaded policy at once: requests checked after this

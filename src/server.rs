@@ -1,7 +1,8 @@
 //! Assembles the Pingora server from a validated [`Config`]: the proxy
-//! service, the admin listener, the gateway connection task and the drain
-//! watcher and the gateway config watcher (`reload`), each a Pingora service with its own runtime, except that the
-//! gateway connection shares the proxy's runtime when it has one thread.
+//! service, the admin listener, the gateway connection task, the drain
+//! watcher and the gateway config watcher (`reload`), each a Pingora
+//! service with its own runtime, except that the gateway connection shares
+//! the proxy's runtime when it has one thread.
 
 use std::sync::{Arc, Mutex};
 
@@ -107,12 +108,7 @@ pub fn build(cfg: &Config) -> Result<Server, Box<pingora::Error>> {
 
     let mut admin = Service::new(
         "admin".to_string(),
-        HttpServer::new_app(Admin {
-            gateway,
-            drain: drain.clone(),
-            attributor,
-            upstream: cfg.upstream.clone(),
-        }),
+        HttpServer::new_app(Admin { gateway, drain: drain.clone(), attributor, upstream: cfg.upstream.clone() }),
     );
     admin.add_tcp(&cfg.admin_listen.to_string());
     server.add_service(admin);

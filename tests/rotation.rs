@@ -191,7 +191,10 @@ async fn a_bad_file_keeps_the_previous_settings() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // A file with no secret for its mode is refused too.
-    swap_config(&bridge, "{ gateway: { auth: { mode: 'token' }, http: { endpoints: { chatCompletions: { enabled: true } } } } }");
+    swap_config(
+        &bridge,
+        "{ gateway: { auth: { mode: 'token' }, http: { endpoints: { chatCompletions: { enabled: true } } } } }",
+    );
     let start = Instant::now();
     while errors(&bridge.metrics().await) < 2.0 {
         assert!(start.elapsed() < Duration::from_secs(5), "the secret-less file is refused");

@@ -22,8 +22,8 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::decode::{self, AgentData, Payload};
 use super::frames::{self, AgentResPayload, HelloOk, InFrame};
-use super::run_events::{RunSender, SendError};
 use super::rotation::{self, Rotation};
+use super::run_events::{RunSender, SendError};
 use super::{Command, Credentials, Cut, Finish, Gateway, GatewaySettings, LinkState, RunEvent};
 use crate::metrics;
 
@@ -166,7 +166,8 @@ async fn run(
                 backoff = settings.reconnect_min;
                 metrics::register_agent(&default_agent);
                 state.send_replace(LinkState::Ready { default_agent });
-                let mut ctx = Serving { hooks: &mut hooks, commands: &mut commands, settings: &settings, state: &state };
+                let mut ctx =
+                    Serving { hooks: &mut hooks, commands: &mut commands, settings: &settings, state: &state };
                 match serve(link, creds, &mut ctx, &mut runs, &mut lost).await {
                     None => return, // every handle is gone: the process is exiting
                     Some(down) => down,

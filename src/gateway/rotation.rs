@@ -84,7 +84,11 @@ impl<'s> Rotation<'s> {
     }
 
     /// A frame (or the end) of the old link.
-    pub(super) fn on_retiring_frame(&mut self, msg: Option<Result<Message, tungstenite::Error>>, max_frame_bytes: usize) {
+    pub(super) fn on_retiring_frame(
+        &mut self,
+        msg: Option<Result<Message, tungstenite::Error>>,
+        max_frame_bytes: usize,
+    ) {
         let Some(r) = self.retiring.as_mut() else { return };
         r.deadline = Instant::now() + r.link.tick * 2;
         let down = match msg {
