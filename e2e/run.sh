@@ -55,6 +55,7 @@ export E2E_TOKEN="$OCREF_TOKEN"
 export E2E_FAKE_LOG="$OCREF_RUN/fake_llm.requests.jsonl"
 export E2E_OUT="$OUT"
 export E2E_ADMIN_URL="http://127.0.0.1:$ADMIN_PORT"
+export E2E_GATEWAY_CONFIG="$OCREF_STATE/openclaw.json"
 export E2E_RUN_ID="${E2E_RUN_ID:-$(date +%s)-$$}"
 if [ "$SELFTEST" = "1" ]; then export E2E_BRIDGE_URL="$GATEWAY_URL"; else export E2E_BRIDGE_URL="http://127.0.0.1:$BRIDGE_PORT"; fi
 
@@ -262,6 +263,7 @@ if [[ " $PHASES " == *" 2 "* ]]; then
     run_suite differential-phase2 "$PY" "$E2E/differential.py" --phase2
     run_suite sdk-python-phase2 "$PY" "$E2E/sdk_python.py"
     run_suite sdk-node-phase2 node "$E2E/sdk_node.mjs"
+    run_suite rotation "$PY" "$E2E/rotation.py"
     stop_bridge
     log "restarting clawbridge with CLAWBRIDGE_CHAT_COMPLETIONS=inherit (gateway key false -> pass through)"
     start_bridge inherit phase2-inherit

@@ -11,15 +11,19 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use prometheus::{Encoder, TextEncoder};
 
+use crate::config::Live;
 use crate::drain::Drain;
 use crate::gateway::{Gateway, LinkState};
+use crate::ingress::{Attributor, GatewayTrust};
 
 pub struct Admin {
     /// `None` when the chat endpoint is off: readiness then needs no link.
     pub gateway: Option<Gateway>,
     pub drain: Arc<Drain>,
-    /// How the gateway treats forwarded remote clients (readiness detail).
-    pub remote_clients: String,
+    /// `gateway.trustedProxies` (live) and the upstream address: how the
+    /// gateway treats forwarded remote clients (readiness detail).
+    pub attributor: Arc<Live<Attributor>>,
+    pub upstream: String,
 }
 
 impl Admin {
@@ -54,8 +58,8 @@ impl ServeHttp for Admin {
             "/healthz" | "/livez" => reply(200, "application/json", br#"{"ok":true,"status":"live"}"#.to_vec()),
             "/readyz" => {
                 let (ready, reason) = self.readiness();
-                let body =
-                    serde_json::json!({ "ready": ready, "reason": reason, "remote_clients": self.remote_clients });
+                let remote_clients = GatewayTrust::of(&self.attributor.load(), &self.upstream).describe();
+                let body = serde_json::json!({ "ready": ready, "reason": reason, "remote_clients": remote_clients });
                 reply(if ready { 200 } else { 503 }, "application/json", body.to_string().into_bytes())
             }
             "/metrics" => {

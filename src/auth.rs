@@ -6,14 +6,18 @@
 //! lockout table is bounded and fails closed, as the gateway's does: when
 //! it is full only unlocked entries are evicted, and when every entry is
 //! locked, newcomers are refused until a lock expires.
+//!
+//! The mode, secret and rate limit are one [`AuthPolicy`], swapped whole
+//! when the gateway's file changes (`reload`): from that moment the new
+//! secret is accepted and the old one refused. The lockout table is kept.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::config::{AuthMode, RateLimit, Secret};
+use crate::config::{AuthMode, GatewayFile, Live, RateLimit, Secret};
 use crate::error::ChatError;
 use crate::ingress::attribution::{canonical, is_loopback};
 use crate::metrics;
@@ -24,9 +28,22 @@ const MAX_TRACKED_CLIENTS: usize = 10_000;
 const LOOPBACK_HISTORY: usize = 6;
 
 pub struct Authenticator {
-    mode: AuthMode,
-    secret: Option<Secret>,
+    policy: Live<AuthPolicy>,
     limiter: Limiter,
+}
+
+/// What the bearer check takes from the gateway's file.
+#[derive(Debug, Clone)]
+pub struct AuthPolicy {
+    pub mode: AuthMode,
+    pub secret: Option<Secret>,
+    pub rate_limit: RateLimit,
+}
+
+impl AuthPolicy {
+    pub fn of(file: &GatewayFile) -> Self {
+        AuthPolicy { mode: file.auth_mode, secret: file.secret.clone(), rate_limit: file.rate_limit.clone() }
+    }
 }
 
 /// A rejection, and how long to hold the answer back (the gateway slows
@@ -39,21 +56,32 @@ pub struct Rejection {
 
 impl Authenticator {
     pub fn new(mode: AuthMode, secret: Option<Secret>, rate_limit: RateLimit) -> Self {
-        Authenticator { mode, secret, limiter: Limiter::new(rate_limit, MAX_TRACKED_CLIENTS) }
+        Authenticator {
+            policy: Live::new(AuthPolicy { mode, secret, rate_limit }),
+            limiter: Limiter::new(MAX_TRACKED_CLIENTS),
+        }
+    }
+
+    /// Switches to a reloaded policy at once: requests checked after this
+    /// call see only the new secret.
+    pub fn set_policy(&self, policy: AuthPolicy) {
+        self.policy.store(policy);
     }
 
     /// Checks the `Authorization` header of a request from `client`, in the
     /// gateway's order: lockout first, then the bearer. Only a wrong secret
     /// counts as a failure; a missing one does not.
     pub fn check(&self, authorization: Option<&[u8]>, client: IpAddr) -> Result<(), Rejection> {
-        if self.mode == AuthMode::None {
+        let policy: Arc<AuthPolicy> = self.policy.load();
+        if policy.mode == AuthMode::None {
             return Ok(());
         }
+        let limit = &policy.rate_limit;
         let now = Instant::now();
         let ip = canonical(client);
-        let exempt = self.limiter.config.exempt_loopback && is_loopback(ip);
+        let exempt = limit.exempt_loopback && is_loopback(ip);
         if !exempt {
-            if let Some(secs) = self.limiter.locked(ip, now) {
+            if let Some(secs) = self.limiter.locked(ip, now, limit) {
                 metrics::AUTH_FAILURES.with_label_values(&["rate_limited"]).inc();
                 return Err(Rejection { error: ChatError::RateLimited { retry_after_secs: secs }, delay: None });
             }
@@ -62,12 +90,12 @@ impl Authenticator {
             metrics::AUTH_FAILURES.with_label_values(&["missing"]).inc();
             return Err(Rejection { error: ChatError::Unauthorized, delay: None });
         };
-        if self.secret.as_ref().is_some_and(|s| s.matches(presented)) {
+        if policy.secret.as_ref().is_some_and(|s| s.matches(presented)) {
             self.limiter.clear(ip);
             return Ok(());
         }
         metrics::AUTH_FAILURES.with_label_values(&["mismatch"]).inc();
-        let failures = self.limiter.record_failure(ip, now, exempt);
+        let failures = self.limiter.record_failure(ip, now, exempt, limit);
         let delay = exempt.then(|| {
             let n = failures.clamp(1, LOOPBACK_HISTORY) as u32 - 1;
             Duration::from_millis((250u64 << n).min(5_000))
@@ -87,7 +115,6 @@ pub fn bearer(header: &[u8]) -> Option<&[u8]> {
 }
 
 struct Limiter {
-    config: RateLimit,
     capacity: usize,
     table: Mutex<Table>,
     /// Entries plus an overflow lock, readable without the lock (fast path: 0).
@@ -119,20 +146,20 @@ struct Entry {
 }
 
 impl Limiter {
-    fn new(config: RateLimit, capacity: usize) -> Self {
-        Limiter { config, capacity, table: Mutex::new(Table::default()), active: AtomicUsize::new(0) }
+    fn new(capacity: usize) -> Self {
+        Limiter { capacity, table: Mutex::new(Table::default()), active: AtomicUsize::new(0) }
     }
 
     /// Seconds left on a lockout (the client's own, or the overflow lock
     /// for a client not in a full table), rounded up.
-    fn locked(&self, ip: IpAddr, now: Instant) -> Option<u64> {
+    fn locked(&self, ip: IpAddr, now: Instant, config: &RateLimit) -> Option<u64> {
         if self.active.load(Ordering::Relaxed) == 0 {
             return None;
         }
         let mut table = self.table.lock().expect("lockout table");
         let until = match table.entries.get(&ip) {
             Some(entry) => entry.locked_until.filter(|u| *u > now)?,
-            None => table.overflow_lock(now, self.capacity, &self.config)?,
+            None => table.overflow_lock(now, self.capacity, config)?,
         };
         self.publish(&table);
         Some(until.duration_since(now).as_millis().div_ceil(1000).max(1) as u64)
@@ -148,9 +175,9 @@ impl Limiter {
     }
 
     /// Records a mismatch; returns the failures now in the window.
-    fn record_failure(&self, ip: IpAddr, now: Instant, exempt: bool) -> usize {
+    fn record_failure(&self, ip: IpAddr, now: Instant, exempt: bool, config: &RateLimit) -> usize {
         let mut table = self.table.lock().expect("lockout table");
-        let count = table.record(ip, now, exempt, self.capacity, &self.config);
+        let count = table.record(ip, now, exempt, self.capacity, config);
         self.publish(&table);
         count
     }
@@ -332,7 +359,7 @@ mod tests {
     }
 
     fn lock(a: &Authenticator, ip: IpAddr) {
-        for _ in 0..a.limiter.config.max_attempts {
+        for _ in 0..a.policy.load().rate_limit.max_attempts {
             let _ = a.check(Some(b"Bearer nope"), ip);
         }
         assert!(matches!(a.check(Some(b"Bearer test-token"), ip).unwrap_err().error, ChatError::RateLimited { .. }));
@@ -365,9 +392,12 @@ mod tests {
     #[test]
     fn a_table_full_of_locks_refuses_newcomers() {
         let a = Authenticator {
-            mode: AuthMode::Token,
-            secret: Some(Secret::new("test-token".into())),
-            limiter: Limiter::new(limit(2), 50),
+            policy: Live::new(AuthPolicy {
+                mode: AuthMode::Token,
+                secret: Some(Secret::new("test-token".into())),
+                rate_limit: limit(2),
+            }),
+            limiter: Limiter::new(50),
         };
         for i in 0..50 {
             lock(&a, v4(i));
@@ -382,6 +412,24 @@ mod tests {
         assert!(matches!(a.check(Some(b"Bearer test-token"), v4(3)).unwrap_err().error, ChatError::RateLimited { .. }));
         assert!(a.check(Some(b"Bearer test-token"), "127.0.0.1".parse().unwrap()).is_ok());
         assert_eq!(a.limiter.table.lock().unwrap().entries.len(), 50);
+    }
+
+    /// A reloaded policy applies to the next check: the new secret is
+    /// accepted, the old one refused, and lockouts already earned stay.
+    #[test]
+    fn a_new_policy_switches_the_secret_at_once() {
+        let a = auth(3);
+        let remote: IpAddr = "10.0.0.7".parse().unwrap();
+        let locked: IpAddr = "10.0.0.9".parse().unwrap();
+        lock(&a, locked);
+        a.set_policy(AuthPolicy {
+            mode: AuthMode::Token,
+            secret: Some(Secret::new("rotated".into())),
+            rate_limit: limit(3),
+        });
+        assert!(a.check(Some(b"Bearer rotated"), remote).is_ok());
+        assert_eq!(a.check(Some(b"Bearer test-token"), remote).unwrap_err().error, ChatError::Unauthorized);
+        assert!(matches!(a.check(Some(b"Bearer rotated"), locked).unwrap_err().error, ChatError::RateLimited { .. }));
     }
 
     #[test]

@@ -14,6 +14,8 @@
 //!   the client (as the gateway attributes it, named upstream in `X-Forwarded-For`).
 //! - [`conn_guard`] (with [`head_scan`]) bounds every client connection in
 //!   time and head size; [`http_guard`] refuses what Node refuses up front.
+//! - [`reload`] follows the gateway's file and applies a changed secret,
+//!   rate limit or trusted proxies without a restart.
 //! - [`auth`], [`error`], [`metrics`], [`admin`], [`drain`], [`upstream`].
 //!
 //! # Request flow
@@ -40,6 +42,7 @@ pub mod ingress;
 pub mod logs;
 pub mod metrics;
 pub mod proxy;
+pub mod reload;
 pub mod server;
 
 pub mod upstream;

@@ -132,6 +132,15 @@ metric!(GATEWAY_FRAMES_DROPPED: IntCounterVec = register_int_counter_vec!(
     "Gateway frames or run events dropped, by reason.",
     &["reason"]
 ));
+metric!(CONFIG_RELOADS: IntCounterVec = register_int_counter_vec!(
+    "clawbridge_config_reloads_total",
+    "Re-reads of the gateway's config file after a change or SIGHUP, by result (ok, error).",
+    &["result"]
+));
+metric!(GATEWAY_ROTATIONS: IntCounter = register_int_counter!(
+    "clawbridge_gateway_link_rotations_total",
+    "New gateway links opened because the gateway secret changed."
+));
 metric!(BUILD_INFO: IntGaugeVec = register_int_gauge_vec!(
     "clawbridge_build_info",
     "Always 1; labels carry the version.",
@@ -158,6 +167,10 @@ pub fn init() {
     LazyLock::force(&GATEWAY_HANDSHAKE_FAILURES);
     LazyLock::force(&GATEWAY_FRAMES);
     LazyLock::force(&GATEWAY_FRAMES_DROPPED);
+    LazyLock::force(&GATEWAY_ROTATIONS);
+    for result in ["ok", "error"] {
+        CONFIG_RELOADS.with_label_values(&[result]);
+    }
 }
 
 /// `2xx`, `4xx`, ... for the `status_class` label.

@@ -16,6 +16,7 @@ use pingora::proxy::{ProxyHttp, Session};
 use pingora::Result;
 
 use crate::chat::{self, ChatLog, ChatService};
+use crate::config::Live;
 use crate::ingress::attribution::{is_proxy_header, X_FORWARDED_FOR};
 use crate::ingress::{Attributor, Client, Forwarding, OwnedRoute, Refusal, Routed, Routes};
 use crate::metrics;
@@ -29,8 +30,9 @@ pub struct Clawbridge {
     pub detacher: Arc<crate::detach::Detacher>,
     /// The owned routes that are switched on.
     pub routes: Routes,
-    /// `gateway.trustedProxies`: how clients are attributed and forwarded.
-    pub attributor: Attributor,
+    /// `gateway.trustedProxies`: how clients are attributed and forwarded
+    /// (reloaded with the gateway's file).
+    pub attributor: Arc<Live<Attributor>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,14 +83,14 @@ impl ProxyHttp for Clawbridge {
             (Routed::Unroutable, _) => return refuse(session, ctx, Refusal::Unroutable).await,
             _ => {
                 ctx.route = if session.is_upgrade_req() { Route::WebSocket } else { Route::Http };
-                ctx.forwarding = self.attributor.forwarding(peer, &req.headers);
+                ctx.forwarding = self.attributor.load().forwarding(peer, &req.headers);
                 return Ok(false);
             }
         };
         if let Some(refusal) = Refusal::for_owned(req) {
             return refuse(session, ctx, refusal).await;
         }
-        let client = self.attributor.client(peer, &req.headers);
+        let client = self.attributor.load().client(peer, &req.headers);
         match self.detacher.take(session) {
             // Pingora finishes the inert session left behind and ends
             // its request task; the new task owns the connection.

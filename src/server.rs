@@ -1,7 +1,8 @@
 //! Assembles the Pingora server from a validated [`Config`]: the proxy
-//! service, the admin listener, the gateway connection task and the drain
-//! watcher, each a Pingora service with its own runtime, except that the
-//! gateway connection shares the proxy's runtime when it has one thread.
+//! service, the admin listener, the gateway connection task, the drain
+//! watcher and the gateway config watcher (`reload`), each a Pingora
+//! service with its own runtime, except that the gateway connection shares
+//! the proxy's runtime when it has one thread.
 
 use std::sync::{Arc, Mutex};
 
@@ -17,11 +18,12 @@ use pingora::services::listening::Service;
 use crate::admin::Admin;
 use crate::auth::Authenticator;
 use crate::chat::ChatService;
-use crate::config::{AuthMode, Config};
+use crate::config::{Config, Live};
 use crate::detach::{Detacher, Shared};
 use crate::drain::Drain;
-use crate::gateway::{self, frames::SecretKind, Driver, GatewaySettings};
+use crate::gateway::{self, Credentials, Driver, GatewaySettings, LinkHooks};
 use crate::proxy::Clawbridge;
+use crate::reload::{Targets, Watcher, WatcherService};
 
 /// Seconds kept back from the grace period so open streams are ended with
 /// an error event before Pingora's own deadline cuts them.
@@ -50,8 +52,13 @@ pub fn build(cfg: &Config) -> Result<Server, Box<pingora::Error>> {
         crate::metrics::register_agent(agent);
     }
     let mut link = None;
+    let attributor = Arc::new(Live::new(cfg.gateway.attribution.clone()));
+    let reread = Arc::new(tokio::sync::Notify::new());
+    let mut targets = Targets { auth: None, credentials: None, attributor: attributor.clone() };
     let (chat, gateway) = if cfg.chat_enabled() {
-        let (gw, driver) = gateway::channel(gateway_settings(cfg));
+        let (creds_tx, creds_rx) = tokio::sync::watch::channel(Credentials::of(&cfg.gateway));
+        let hooks = LinkHooks { credentials: creds_rx, reread: reread.clone() };
+        let (gw, driver) = gateway::channel(gateway_settings(cfg), hooks);
         if cfg.threads == 1 {
             // One proxy thread: the link runs on it, so every hand-off
             // between the link and a request is a local task wake-up.
@@ -61,8 +68,13 @@ pub fn build(cfg: &Config) -> Result<Server, Box<pingora::Error>> {
             // behind requests (connections land on proxy threads at random).
             server.add_service(background_service("gateway link", GatewayTask(Mutex::new(Some(driver)))));
         }
-        let auth =
-            Authenticator::new(cfg.gateway.auth_mode, cfg.gateway.secret.clone(), cfg.gateway.rate_limit.clone());
+        let auth = Arc::new(Authenticator::new(
+            cfg.gateway.auth_mode,
+            cfg.gateway.secret.clone(),
+            cfg.gateway.rate_limit.clone(),
+        ));
+        targets.auth = Some(auth.clone());
+        targets.credentials = Some(creds_tx);
         let svc = ChatService::new(gw.clone(), auth, cfg.limits.clone(), drain.clone());
         (Some(Arc::new(svc)), Some(gw))
     } else {
@@ -78,7 +90,7 @@ pub fn build(cfg: &Config) -> Result<Server, Box<pingora::Error>> {
             upstream: crate::upstream::Upstream::new(&cfg.upstream),
             detacher: detacher.clone(),
             routes: crate::ingress::Routes { chat_completions: cfg.chat_enabled() },
-            attributor: cfg.gateway.attribution.clone(),
+            attributor: attributor.clone(),
         },
     );
     let mut proxy =
@@ -96,14 +108,13 @@ pub fn build(cfg: &Config) -> Result<Server, Box<pingora::Error>> {
 
     let mut admin = Service::new(
         "admin".to_string(),
-        HttpServer::new_app(Admin {
-            gateway,
-            drain: drain.clone(),
-            remote_clients: crate::ingress::GatewayTrust::of(&cfg.gateway.attribution, &cfg.upstream).describe(),
-        }),
+        HttpServer::new_app(Admin { gateway, drain: drain.clone(), attributor, upstream: cfg.upstream.clone() }),
     );
     admin.add_tcp(&cfg.admin_listen.to_string());
     server.add_service(admin);
+
+    let watcher = Watcher::new(cfg, targets, reread);
+    server.add_service(background_service("gateway config watcher", WatcherService(Mutex::new(Some(watcher)))));
 
     let budget = cfg.grace_period.saturating_sub(std::time::Duration::from_secs(DRAIN_MARGIN_SECS));
     server.add_service(background_service("drain watcher", DrainWatcher { drain, budget }));
@@ -111,15 +122,8 @@ pub fn build(cfg: &Config) -> Result<Server, Box<pingora::Error>> {
 }
 
 fn gateway_settings(cfg: &Config) -> GatewaySettings {
-    let secret_kind = match cfg.gateway.auth_mode {
-        AuthMode::Token => SecretKind::Token,
-        AuthMode::Password => SecretKind::Password,
-        AuthMode::None => SecretKind::None,
-    };
     GatewaySettings {
         upstream: cfg.upstream.clone(),
-        secret_kind,
-        secret: cfg.gateway.secret.clone().unwrap_or_else(|| crate::config::Secret::new(String::new())),
         handshake_timeout: cfg.limits.handshake_timeout,
         max_frame_bytes: cfg.limits.max_frame_bytes,
         reconnect_min: std::time::Duration::from_millis(100),

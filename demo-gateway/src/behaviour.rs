@@ -93,6 +93,10 @@ pub struct Behaviour {
     /// `Some(n)`: before its reply, each run sends one `assistant` event of its own carrying about n bytes of
     /// filler text (a frame too large for a client with a smaller frame limit).
     pub oversized_run_event: Option<usize>,
+    /// When the shared secret changes (`DemoGateway::set_secret`), keep the connections that authenticated with
+    /// the old one open (2026.5.7 until its restart) instead of closing them with 4001 "gateway auth changed"
+    /// (2026.9.6).
+    pub keep_links_on_auth_change: bool,
 }
 
 impl Default for Behaviour {
@@ -114,6 +118,7 @@ impl Default for Behaviour {
             trusted_proxies: Vec::new(),
             max_payload: crate::protocol::MAX_PAYLOAD,
             oversized_run_event: None,
+            keep_links_on_auth_change: false,
         }
     }
 }

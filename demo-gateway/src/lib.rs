@@ -178,6 +178,14 @@ impl DemoGateway {
         self.shared.update_behaviour(f);
     }
 
+    /// Changes the shared token or password at runtime, as the real gateway applies a reloaded config: new
+    /// handshakes need the new secret, and connections that authenticated with the old one are closed with
+    /// 4001 "gateway auth changed" (unless the `keep_links_on_auth_change` knob is on). Runs in flight go on.
+    /// Returns how many connections were closed.
+    pub fn set_secret(&self, secret: impl Into<String>) -> usize {
+        self.shared.set_secret(Some(secret.into()))
+    }
+
     /// Current behaviour knobs.
     pub fn behaviour(&self) -> Behaviour {
         (*self.shared.behaviour()).clone()

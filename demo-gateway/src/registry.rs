@@ -57,6 +57,8 @@ pub struct Subscriber {
 struct ConnEntry {
     tx: mpsc::Sender<Out>,
     tasks: Vec<AbortHandle>,
+    /// Authenticated with the shared token or password (closed when it changes).
+    shared_auth: bool,
 }
 
 pub struct RunEntry {
@@ -103,6 +105,8 @@ struct Sessions {
 
 pub struct Shared {
     pub cfg: GatewayConfig,
+    /// The shared secret now (`cfg.secret` at start; see [`Shared::set_secret`]).
+    secret: RwLock<Option<String>>,
     behaviour: RwLock<Arc<Behaviour>>,
     silent: AtomicBool,
     pub boot_id: String,
@@ -125,6 +129,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Shared {
     pub fn new(cfg: GatewayConfig, behaviour: Behaviour) -> Self {
         Shared {
+            secret: RwLock::new(cfg.secret.clone()),
             cfg,
             silent: AtomicBool::new(behaviour.silent),
             behaviour: RwLock::new(Arc::new(behaviour)),
@@ -168,7 +173,35 @@ impl Shared {
     // ---- connections
 
     pub fn add_conn(&self, id: u64, tx: mpsc::Sender<Out>) {
-        lock(&self.conns).insert(id, ConnEntry { tx, tasks: Vec::new() });
+        lock(&self.conns).insert(id, ConnEntry { tx, tasks: Vec::new(), shared_auth: false });
+    }
+
+    pub fn secret(&self) -> Option<String> {
+        self.secret.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn mark_shared_auth(&self, id: u64) {
+        if let Some(e) = lock(&self.conns).get_mut(&id) {
+            e.shared_auth = true;
+        }
+    }
+
+    /// Changes the shared secret, as a config reload does in 2026.9.6: new handshakes need the new one, and
+    /// (unless `keep_links_on_auth_change`) every connection that authenticated with the old one is closed with
+    /// 4001 "gateway auth changed". Runs those connections started go on and are broadcast to the others.
+    /// Returns how many connections were closed.
+    pub fn set_secret(&self, secret: Option<String>) -> usize {
+        *self.secret.write().unwrap_or_else(|e| e.into_inner()) = secret;
+        if self.behaviour().keep_links_on_auth_change {
+            return 0;
+        }
+        let stale: Vec<(u64, mpsc::Sender<Out>)> =
+            lock(&self.conns).iter().filter(|(_, e)| e.shared_auth).map(|(id, e)| (*id, e.tx.clone())).collect();
+        for (id, tx) in &stale {
+            self.unsubscribe(*id);
+            let _ = tx.try_send(Out::Close(4001, "gateway auth changed".into()));
+        }
+        stale.len()
     }
 
     /// Attach task handles to a connection; aborts them at once if the connection is already gone.

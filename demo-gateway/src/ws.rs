@@ -229,8 +229,9 @@ async fn handle_connect(
     if b.handshake == HandshakeMode::NeverAnswer {
         return ConnectResult::Silent;
     }
+    let secret = shared.secret();
     let ctx = ConnectCtx {
-        secret: shared.cfg.secret.as_deref(),
+        secret: secret.as_deref(),
         password_mode: shared.cfg.password_mode,
         has_origin: info.has_origin,
         has_proxy_headers: info.has_proxy_headers,
@@ -262,6 +263,9 @@ async fn handle_connect(
             });
             let _ = tx.send(Out::Frame(p::res_ok(req_id, &hello))).await;
             let _ = tx.send(Out::StartTicks(tick)).await;
+            if secret.is_some() {
+                shared.mark_shared_auth(id);
+            }
             if has_scope(&scopes, "operator.read") {
                 shared.subscribe(id);
             }

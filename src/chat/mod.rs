@@ -38,7 +38,8 @@ pub const PATH: &str = "/v1/chat/completions";
 /// Shared state of the chat route.
 pub struct ChatService {
     pub gateway: Gateway,
-    pub auth: Authenticator,
+    /// Shared with the config watcher, which swaps its policy on a reload.
+    pub auth: Arc<Authenticator>,
     pub limits: Limits,
     pub drain: Arc<Drain>,
     runs: Semaphore,
@@ -46,7 +47,7 @@ pub struct ChatService {
 }
 
 impl ChatService {
-    pub fn new(gateway: Gateway, auth: Authenticator, limits: Limits, drain: Arc<Drain>) -> Self {
+    pub fn new(gateway: Gateway, auth: Arc<Authenticator>, limits: Limits, drain: Arc<Drain>) -> Self {
         let runs = Semaphore::new(limits.max_concurrent_runs);
         ChatService { gateway, auth, limits, drain, runs, parser: parsing::ParseGate::default() }
     }

@@ -4,6 +4,7 @@
 //! names the key it is about.
 
 mod gateway_file;
+mod live;
 mod secret;
 
 use std::net::SocketAddr;
@@ -13,6 +14,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use gateway_file::{AuthMode, GatewayFile, RateLimit};
+pub use live::Live;
 pub use secret::Secret;
 
 /// One line, naming the key; `main` prints it and exits 64.

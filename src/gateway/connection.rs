@@ -15,18 +15,19 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::{sleep, timeout, Instant};
-use tokio_tungstenite::tungstenite::{self, protocol::WebSocketConfig, Message};
+use tokio_tungstenite::tungstenite::{self, protocol::frame::CloseFrame, protocol::WebSocketConfig, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::decode::{self, AgentData, Payload};
 use super::frames::{self, AgentResPayload, HelloOk, InFrame};
+use super::rotation::{self, Rotation};
 use super::run_events::{RunSender, SendError};
-use super::{Command, Cut, Finish, Gateway, GatewaySettings, LinkState, RunEvent};
+use super::{Command, Credentials, Cut, Finish, Gateway, GatewaySettings, LinkState, RunEvent};
 use crate::metrics;
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(super) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Most `chat.abort`s kept for runs lost with a link (the oldest go first).
 const MAX_LOST_ABORTS: usize = 4096;
@@ -46,67 +47,114 @@ pub fn transport_bound(max_frame_bytes: usize) -> usize {
 /// The connection task, not yet running; see [`channel`].
 pub struct Driver {
     settings: GatewaySettings,
+    hooks: LinkHooks,
     commands: mpsc::Receiver<Command>,
     state: watch::Sender<LinkState>,
+}
+
+/// How the link follows the gateway's file when it is reloaded.
+pub struct LinkHooks {
+    /// The secret to authenticate with; a new value makes the link
+    /// re-handshake (see [`serve`]).
+    pub credentials: watch::Receiver<Credentials>,
+    /// Woken when the gateway says its auth changed (close 4001, or a
+    /// refused `connect`), so the file is re-read at once, not at the next poll.
+    pub reread: Arc<Notify>,
 }
 
 impl Driver {
     /// Runs the connection until every [`Gateway`] handle is dropped.
     pub async fn run(self) {
-        run(self.settings, self.commands, self.state).await
+        run(self.settings, self.hooks, self.commands, self.state).await
     }
 }
 
 /// Creates the handle and the task that serves it. The handle works from
 /// any runtime; the driver runs on whichever runtime calls `Driver::run`.
-pub fn channel(settings: GatewaySettings) -> (Gateway, Driver) {
+pub fn channel(settings: GatewaySettings, hooks: LinkHooks) -> (Gateway, Driver) {
     let (commands, rx) = mpsc::channel(4096);
     let (state_tx, state) = watch::channel(LinkState::Down { reason: "not connected yet".into() });
     let run_buffer_bytes = settings.run_buffer_bytes;
     let handle = Gateway { commands, state, run_buffer_bytes };
-    (handle, Driver { settings, commands: rx, state: state_tx })
+    (handle, Driver { settings, hooks, commands: rx, state: state_tx })
 }
 
 /// A run the task is tracking.
-struct Slot {
+pub(super) struct Slot {
     events: RunSender,
     accepted: bool,
 }
 
-struct Link {
-    ws: Ws,
-    tick: Duration,
+pub(super) type Runs = HashMap<Arc<str>, Slot>;
+
+pub(super) struct Link {
+    pub(super) ws: Ws,
+    pub(super) tick: Duration,
     /// `policy.maxPayload` from `hello-ok`: the largest frame the gateway reads.
     max_payload: usize,
 }
 
 /// Why a link ended: `reason` for logs and readiness, `client` for the
 /// runs it carried (fixed words and numbers only).
-struct Down {
-    reason: Arc<str>,
-    client: Arc<str>,
+pub(super) struct Down {
+    pub(super) reason: Arc<str>,
+    pub(super) client: Arc<str>,
 }
 
 impl Down {
     const LOST: &'static str = "upstream gateway connection lost";
 
-    fn new(reason: impl Into<Arc<str>>) -> Self {
+    pub(super) fn new(reason: impl Into<Arc<str>>) -> Self {
         Down { reason: reason.into(), client: Arc::from(Self::LOST) }
     }
 
-    fn with_client(reason: impl Into<Arc<str>>, client: String) -> Self {
+    pub(super) fn with_client(reason: impl Into<Arc<str>>, client: String) -> Self {
         Down { reason: reason.into(), client: Arc::from(format!("{}: {client}", Self::LOST)) }
+    }
+
+    /// The gateway closed the socket (`frame`: its close frame, if any).
+    pub(super) fn closed(frame: Option<CloseFrame>) -> Self {
+        let code = frame.as_ref().map(|c| u16::from(c.code));
+        let reason = format!(
+            "gateway closed the socket: {}",
+            frame.map(|c| format!("{} {}", u16::from(c.code), c.reason)).unwrap_or_default()
+        );
+        match code {
+            Some(AUTH_CHANGED) => Down::with_client(
+                reason,
+                "the gateway's auth changed and it closed the link this run was on (WebSocket close code 4001 \"gateway auth changed\"), so the run was stopped; retry it".into(),
+            ),
+            Some(code) => Down::with_client(reason, format!("the gateway closed the link (WebSocket close code {code})")),
+            None => Down::new(reason),
+        }
+    }
+
+    /// Tells every run in `runs` it was lost.
+    pub(super) fn cut_all(&self, runs: &mut Runs) {
+        for (_, slot) in runs.drain() {
+            let _ = slot.events.send(RunEvent::Cut(Box::new(Cut::LinkLost(self.client.clone()))));
+        }
     }
 }
 
-async fn run(settings: GatewaySettings, mut commands: mpsc::Receiver<Command>, state: watch::Sender<LinkState>) {
-    let mut runs: HashMap<Arc<str>, Slot> = HashMap::new();
+/// The close code the gateway (2026.9.6) sends to links that authenticated
+/// with a shared secret that is no longer its secret.
+pub(super) const AUTH_CHANGED: u16 = 4001;
+
+async fn run(
+    settings: GatewaySettings,
+    mut hooks: LinkHooks,
+    mut commands: mpsc::Receiver<Command>,
+    state: watch::Sender<LinkState>,
+) {
+    let mut runs: Runs = HashMap::new();
     // `chat.abort`s for runs lost with a link, sent on the next one.
     let mut lost: VecDeque<(Arc<str>, Arc<str>)> = VecDeque::new();
     let mut backoff = settings.reconnect_min;
     loop {
         metrics::GATEWAY_CONNECTED.set(0);
-        let down = match connect(&settings).await {
+        let creds = hooks.credentials.borrow_and_update().clone();
+        let down = match connect(&settings, &creds).await {
             Ok((link, default_agent)) => {
                 tracing::info!(
                     upstream = %settings.upstream,
@@ -118,34 +166,38 @@ async fn run(settings: GatewaySettings, mut commands: mpsc::Receiver<Command>, s
                 backoff = settings.reconnect_min;
                 metrics::register_agent(&default_agent);
                 state.send_replace(LinkState::Ready { default_agent });
-                match serve(link, &mut commands, &mut runs, &mut lost, &settings).await {
+                let mut ctx =
+                    Serving { hooks: &mut hooks, commands: &mut commands, settings: &settings, state: &state };
+                match serve(link, creds, &mut ctx, &mut runs, &mut lost).await {
                     None => return, // every handle is gone: the process is exiting
                     Some(down) => down,
                 }
             }
             Err(reason) => {
                 metrics::GATEWAY_HANDSHAKE_FAILURES.inc();
+                if reason.starts_with(REFUSED) {
+                    // Perhaps the secret changed and the file was not polled yet.
+                    hooks.reread.notify_one();
+                }
                 Down::new(reason)
             }
         };
-        let Down { reason, client } = down;
-        tracing::warn!(upstream = %settings.upstream, %reason, "gateway link down");
+        tracing::warn!(upstream = %settings.upstream, reason = %down.reason, "gateway link down");
         metrics::GATEWAY_CONNECTED.set(0);
-        state.send_replace(LinkState::Down { reason: reason.clone() });
-        let cut = || RunEvent::Cut(Box::new(Cut::LinkLost(client.clone())));
-        for (_, slot) in runs.drain() {
-            let _ = slot.events.send(cut());
-        }
+        state.send_replace(LinkState::Down { reason: down.reason.clone() });
+        down.cut_all(&mut runs);
         metrics::GATEWAY_RUNS.set(0);
         // While down, refuse new runs at once instead of queueing them.
         let deadline = Instant::now() + backoff;
         loop {
             tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => break,
+                // A new secret: try it now rather than after the backoff.
+                Ok(()) = hooks.credentials.changed() => break,
                 cmd = commands.recv() => match cmd {
                     None => return,
                     Some(Command::Start { events, .. }) => {
-                        let _ = events.send(cut());
+                        let _ = events.send(RunEvent::Cut(Box::new(Cut::LinkLost(down.client.clone()))));
                     }
                     // A run lost with the link may still be running on the
                     // gateway: abort it once a link is back.
@@ -163,9 +215,20 @@ async fn run(settings: GatewaySettings, mut commands: mpsc::Receiver<Command>, s
     }
 }
 
+/// What `serve` works with besides the link and its runs.
+struct Serving<'a> {
+    hooks: &'a mut LinkHooks,
+    commands: &'a mut mpsc::Receiver<Command>,
+    settings: &'a GatewaySettings,
+    state: &'a watch::Sender<LinkState>,
+}
+
+/// How `connect` words a refusal by the gateway.
+const REFUSED: &str = "gateway refused connect";
+
 /// Opens the socket and completes `connect`; returns the link and the
 /// gateway's default agent id.
-async fn connect(settings: &GatewaySettings) -> Result<(Link, Arc<str>), Arc<str>> {
+pub(super) async fn connect(settings: &GatewaySettings, creds: &Credentials) -> Result<(Link, Arc<str>), Arc<str>> {
     let fut = async {
         let tcp =
             TcpStream::connect(&settings.upstream).await.map_err(|e| format!("connect {}: {e}", settings.upstream))?;
@@ -181,7 +244,7 @@ async fn connect(settings: &GatewaySettings) -> Result<(Link, Arc<str>), Arc<str
             .map_err(|e| format!("websocket upgrade: {e}"))?;
         let connect_id = format!("connect-{}", uuid::Uuid::new_v4());
         let instance = uuid::Uuid::new_v4().to_string();
-        let frame = frames::connect_request(&connect_id, settings.secret_kind, settings.secret.expose(), &instance);
+        let frame = frames::connect_request(&connect_id, creds.kind, creds.secret.expose(), &instance);
         ws.send(Message::Text(frame.into())).await.map_err(|e| format!("send connect: {e}"))?;
         loop {
             let msg = ws
@@ -207,7 +270,7 @@ async fn connect(settings: &GatewaySettings) -> Result<(Link, Arc<str>), Arc<str
             }
             if frame.ok != Some(true) {
                 let e = frame.error.unwrap_or(frames::ErrorShape { code: "?".into(), message: String::new() });
-                return Err(format!("gateway refused connect: {} {}", e.code, e.message));
+                return Err(format!("{REFUSED}: {} {}", e.code, e.message));
             }
             let hello: HelloOk = frame
                 .payload
@@ -245,14 +308,16 @@ async fn connect(settings: &GatewaySettings) -> Result<(Link, Arc<str>), Arc<str
 }
 
 /// Serves one live link until it dies. Returns `None` when every handle is
-/// dropped, else why the link ended.
+/// dropped, else why the link ended. When the secret changes, a link with
+/// the new one is opened beside it and takes over (`rotation`).
 async fn serve(
     mut link: Link,
-    commands: &mut mpsc::Receiver<Command>,
-    runs: &mut HashMap<Arc<str>, Slot>,
+    mut creds: Credentials,
+    cx: &mut Serving<'_>,
+    runs: &mut Runs,
     lost: &mut VecDeque<(Arc<str>, Arc<str>)>,
-    settings: &GatewaySettings,
 ) -> Option<Down> {
+    let settings = cx.settings;
     // `chat.abort` frames carry a session key that already fit in the run's
     // `agent` frame, so they need no size check.
     for (run_id, session_key) in lost.drain(..) {
@@ -262,10 +327,13 @@ async fn serve(
             return Some(Down::new(format!("send chat.abort: {e}")));
         }
     }
-    let silence = link.tick * 2;
-    let watchdog = sleep(silence);
+    let watchdog = sleep(link.tick * 2);
     tokio::pin!(watchdog);
-    loop {
+    let mut rot = Rotation::default();
+    let down = loop {
+        let silence = link.tick * 2;
+        let retry_at = rot.retry_at;
+        let retire_at = rot.retiring.as_ref().map(|r| r.deadline);
         tokio::select! {
             biased;
             msg = link.ws.next() => {
@@ -276,27 +344,28 @@ async fn serve(
                     }
                     Some(Ok(Message::Text(text))) => on_frame(&text, runs),
                     Some(Ok(Message::Close(c))) => {
-                        let code = c.as_ref().map(|c| u16::from(c.code));
-                        let reason = format!("gateway closed the socket: {}", c.map(|c| format!("{} {}", u16::from(c.code), c.reason)).unwrap_or_default());
-                        return Some(match code {
-                            Some(code) => Down::with_client(reason, format!("the gateway closed the link (WebSocket close code {code})")),
-                            None => Down::new(reason),
-                        });
+                        if c.as_ref().is_some_and(|c| u16::from(c.code) == AUTH_CHANGED) {
+                            cx.hooks.reread.notify_one();
+                        }
+                        break Some(Down::closed(c));
                     }
                     Some(Ok(_)) => {}
                     Some(Err(tungstenite::Error::Capacity(e))) => {
                         metrics::GATEWAY_FRAMES_DROPPED.with_label_values(&["oversized"]).inc();
                         let bound = transport_bound(settings.max_frame_bytes);
-                        return Some(Down::with_client(
+                        break Some(Down::with_client(
                             format!("gateway frame over the {bound}-byte transport bound (2 x limits.max_frame_bytes): {e}; resetting the link"),
                             format!("the gateway sent a frame over clawbridge's {bound}-byte transport limit (2 x limits.max_frame_bytes), so the shared link was reset"),
                         ));
                     }
-                    Some(Err(e)) => return Some(Down::new(format!("gateway socket error: {e}"))),
-                    None => return Some(Down::new("gateway closed the socket")),
+                    Some(Err(e)) => break Some(Down::new(format!("gateway socket error: {e}"))),
+                    None => break Some(Down::new("gateway closed the socket")),
                 }
             }
-            cmd = commands.recv() => match cmd {
+            msg = rotation::next_frame(&mut rot.retiring), if rot.retiring.is_some() => {
+                rot.on_retiring_frame(msg, settings.max_frame_bytes);
+            }
+            cmd = cx.commands.recv() => match cmd {
                 None => return None,
                 Some(Command::Start { run_id, frame, events }) => {
                     // The gateway weighs the UTF-8 bytes of the frame against its
@@ -309,34 +378,83 @@ async fn serve(
                     if let Err(e) = link.ws.send(Message::Text(frame.into())).await {
                         let down = Down::new(format!("send agent request: {e}"));
                         let _ = events.send(RunEvent::Cut(Box::new(Cut::LinkLost(down.client.clone()))));
-                        return Some(down);
+                        break Some(down);
                     }
                     runs.insert(run_id, Slot { events, accepted: false });
                 }
                 Some(Command::Abort { run_id, session_key }) => {
-                    runs.remove(&run_id);
                     let frame = frames::abort_request(&format!("abort-{run_id}"), &session_key, &run_id);
                     metrics::ABORTS_SENT.inc();
+                    // A run of the old link is aborted where it runs.
+                    if rot.abort_retiring(&run_id, &frame).await {
+                        continue;
+                    }
+                    runs.remove(&run_id);
                     if let Err(e) = link.ws.send(Message::Text(frame.into())).await {
-                        return Some(Down::new(format!("send chat.abort: {e}")));
+                        break Some(Down::new(format!("send chat.abort: {e}")));
                     }
                 }
             },
+            Ok(()) = cx.hooks.credentials.changed() => {
+                let next = cx.hooks.credentials.borrow_and_update().clone();
+                if next == creds {
+                    rot.cancel();
+                } else {
+                    tracing::info!(upstream = %settings.upstream, "gateway secret changed: opening a link with the new secret beside the current one");
+                    rot.start(settings, next);
+                }
+            }
+            (next, result) = rotation::handshake(&mut rot.pending), if rot.pending.is_some() => match result {
+                Ok((new_link, default_agent)) => {
+                    let old = std::mem::replace(&mut link, new_link);
+                    creds = next;
+                    watchdog.as_mut().reset(Instant::now() + link.tick * 2);
+                    let moved = runs.len();
+                    rot.retire(old, std::mem::take(runs));
+                    metrics::GATEWAY_ROTATIONS.inc();
+                    metrics::register_agent(&default_agent);
+                    cx.state.send_replace(LinkState::Ready { default_agent });
+                    tracing::info!(
+                        upstream = %settings.upstream,
+                        runs_on_old_link = moved,
+                        "gateway link re-authenticated with the new secret; new runs use it, runs in flight finish on the old link"
+                    );
+                }
+                Err(reason) => {
+                    tracing::warn!(%reason, "handshake with the new secret failed (the gateway may not have applied it yet); the current link serves on, retrying");
+                    rot.retry_at = Some(Instant::now() + rotation::RETRY);
+                }
+            },
+            _ = tokio::time::sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() => {
+                rot.retry_at = None;
+                let latest = cx.hooks.credentials.borrow().clone();
+                if latest != creds {
+                    rot.start(settings, latest);
+                }
+            }
+            _ = tokio::time::sleep_until(retire_at.unwrap_or_else(Instant::now)), if retire_at.is_some() => {
+                rot.retiring_silent();
+            }
             _ = &mut watchdog => {
                 let ms = silence.as_millis();
-                return Some(Down::with_client(
+                break Some(Down::with_client(
                     format!("no frame from the gateway for {ms} ms (2 tick intervals)"),
                     format!("no frame from the gateway for {ms} ms"),
                 ));
             }
         }
-        metrics::GATEWAY_RUNS.set(runs.len() as i64);
+        metrics::GATEWAY_RUNS.set((runs.len() + rot.retiring_runs()) as i64);
+    };
+    // Runs still on the old link share the fate of the current one.
+    if let Some(old) = rot.retiring.take() {
+        runs.extend(old.runs);
     }
+    down
 }
 
 /// Routes one text frame to its run. Frames for other clients' runs are
 /// normal (the gateway broadcasts every run to every operator) and ignored.
-fn on_frame(text: &str, runs: &mut HashMap<Arc<str>, Slot>) {
+pub(super) fn on_frame(text: &str, runs: &mut Runs) {
     metrics::GATEWAY_FRAMES.inc();
     // One pass: another client's run (the gateway broadcasts all of them)
     // has its `data` skipped, not decoded.
@@ -394,7 +512,7 @@ fn on_frame(text: &str, runs: &mut HashMap<Arc<str>, Slot>) {
 /// dropped; if it is an `agent` event or a `res` of one of this link's runs,
 /// that run is stopped with an error saying so. Only this rare path scans
 /// the frame for its run id; `data` is skipped, not decoded.
-fn on_oversized(text: &str, runs: &mut HashMap<Arc<str>, Slot>, limit: usize) {
+pub(super) fn on_oversized(text: &str, runs: &mut Runs, limit: usize) {
     metrics::GATEWAY_FRAMES.inc();
     metrics::GATEWAY_FRAMES_DROPPED.with_label_values(&["oversized"]).inc();
     let run = match decode::decode(text, &|_| false) {
@@ -417,7 +535,7 @@ fn on_oversized(text: &str, runs: &mut HashMap<Arc<str>, Slot>, limit: usize) {
 
 /// Hands an event to its run; a reader that fell behind is cut loose and
 /// its run aborted, so one slow client cannot stall the shared link.
-fn deliver(runs: &mut HashMap<Arc<str>, Slot>, run_id: &str, event: RunEvent) {
+fn deliver(runs: &mut Runs, run_id: &str, event: RunEvent) {
     let Some(slot) = runs.get(run_id) else { return };
     match slot.events.send(event) {
         Ok(()) => {}

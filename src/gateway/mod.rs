@@ -7,6 +7,7 @@
 mod connection;
 pub mod decode;
 pub mod frames;
+mod rotation;
 mod run_events;
 
 pub use run_events::RunEvents;
@@ -16,21 +17,47 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-pub use connection::{channel, Driver};
+pub use connection::{channel, Driver, LinkHooks};
 pub use frames::{AssistantData, ErrorShape, LifecycleData, RunUsage};
 
-/// Connection settings, derived from [`crate::config::Config`].
+/// Connection settings, derived from [`crate::config::Config`]. The secret
+/// is apart ([`Credentials`]): it can change while the link runs.
 #[derive(Debug, Clone)]
 pub struct GatewaySettings {
     pub upstream: String,
-    pub secret_kind: frames::SecretKind,
-    pub secret: crate::config::Secret,
     pub handshake_timeout: Duration,
     pub max_frame_bytes: usize,
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
     /// Bytes of events queued per run before the run is declared a slow reader.
     pub run_buffer_bytes: usize,
+}
+
+/// What the link authenticates with. A new value (the gateway's file was
+/// reloaded with another secret) makes the link re-handshake: a new link
+/// is opened with it and takes new runs, while the old one finishes its own.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub kind: frames::SecretKind,
+    pub secret: crate::config::Secret,
+}
+
+impl PartialEq for Credentials {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.secret.matches(other.secret.expose().as_bytes())
+    }
+}
+
+impl Credentials {
+    pub fn of(file: &crate::config::GatewayFile) -> Self {
+        use crate::config::AuthMode;
+        let kind = match file.auth_mode {
+            AuthMode::Token => frames::SecretKind::Token,
+            AuthMode::Password => frames::SecretKind::Password,
+            AuthMode::None => frames::SecretKind::None,
+        };
+        Credentials { kind, secret: file.secret.clone().unwrap_or_else(|| crate::config::Secret::new(String::new())) }
+    }
 }
 
 /// What the chat layer sees of the link.

@@ -53,7 +53,7 @@ pub enum Forwarding {
 }
 
 /// The gateway's `gateway.trustedProxies` and `gateway.allowRealIpFallback`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Attributor {
     pub trusted: TrustedProxies,
     pub real_ip_fallback: bool,

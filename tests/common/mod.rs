@@ -145,6 +145,11 @@ impl Bridge {
         self.logs.lock().unwrap().clone()
     }
 
+    /// The gateway config file clawbridge was started with (tests rewrite it).
+    pub fn gateway_config_path(&self) -> &std::path::Path {
+        self._gateway_config.path()
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
