@@ -32,8 +32,8 @@ pub fn init(format: LogFormat) {
     // One filter, not two stacked ones, with a level hint: the hint (the
     // env filter's, `info` by default) lets every dependency's debug and
     // trace call sites, `log` records included, be skipped statically.
-    let cap = filter_fn(|meta| *meta.level() <= Level::INFO || is_own(meta.target()))
-        .with_max_level_hint(LevelFilter::TRACE);
+    let cap =
+        filter_fn(|meta| *meta.level() <= Level::INFO || is_own(meta.target())).with_max_level_hint(LevelFilter::TRACE);
     let filter = filter.and(cap);
     let ansi = std::io::stderr().is_terminal();
     let log: &'static BatchLog = LOG.get_or_init(BatchLog::default);
