@@ -60,8 +60,8 @@ want '.os + "/" + .architecture' '"linux/amd64"' "platform"
 pass "image config: user 65532:65532, entrypoint clawbridge, ports 8080+9464, OCI labels"
 
 # --- contents: the binary, the libraries it links, /etc; no shell, nothing else ----------------
-extra="$(cd "$rootfs" && find . \( -type f -o -type l \) | sort | grep -Ev \
-  '^\./(usr/local/bin/clawbridge|etc/(passwd|group|nsswitch\.conf)|lib(64)?/([^/]+/)?(ld-linux[^/]*|lib[^/]+\.so[.0-9]*))$' || true)"
+extra="$(cd "$rootfs" && find . \( -type f -o -type l \) | sort | { grep -Ev \
+  '^\./(usr/local/bin/clawbridge|etc/(passwd|group|nsswitch\.conf)|lib(64)?/([^/]+/)?(ld-linux[^/]*|lib[^/]+\.so[.0-9]*))$' || true; })"
 [[ -z "$extra" ]] || fail "unexpected files in the image: $extra"
 [[ ! -e "$rootfs/bin/sh" ]] || fail "the image has a shell"
 grep -q '^nonroot:x:65532:65532:' "$rootfs/etc/passwd" || fail "/etc/passwd has no nonroot user"
@@ -92,6 +92,7 @@ YAML
 run_image() {
   local ro="$work/ro"
   mkdir -p "$ro"
+  # shellcheck disable=SC2016 # the inner script expands its own "$@"
   exec unshare --mount --propagation private -- sh -c '
     mount --bind "$1" "$2" && mount -o remount,bind,ro "$2" || exit 97
     ro=$2 chroot=$3; shift 3
