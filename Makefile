@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: deps build release run demo test unit fmt fmt-check clippy e2e helm-check prom-check bench fuzz soak clean
+.PHONY: deps build release run demo test unit fmt fmt-check clippy e2e helm-check prom-check image image-test bench fuzz soak clean
 
 deps:            ## system packages the build needs (cmake)
 	scripts/ensure-deps.sh cmake
@@ -44,6 +44,14 @@ helm-check:
 
 prom-check:      ## a real Prometheus server scrapes clawbridge; promtool checks the exposition
 	scripts/prom-check.sh
+
+image: release   ## OCI image FROM scratch, offline: target/image/clawbridge.oci.tar (needs root)
+	scripts/ensure-deps.sh umoci skopeo
+	scripts/build-image.sh
+
+image-test: image ## unpack the image, run it read-only as uid 65532 in a chroot: --check + one chat request
+	scripts/ensure-deps.sh jq
+	scripts/image-test.sh
 
 bench: release   ## BENCHMARKS.md figures, PASS/FAIL per target
 	bench/run.sh
