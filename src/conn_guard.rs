@@ -295,18 +295,28 @@ impl AsyncRead for Guarded {
     }
 }
 
-impl AsyncWrite for Guarded {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        this.sync();
-        if matches!(this.phase, Phase::Refusing { .. } | Phase::Closed) {
+impl Guarded {
+    /// A write to the client, refused once the guard has closed the
+    /// connection; records that response bytes went out.
+    fn write_with(
+        &mut self,
+        write: impl FnOnce(Pin<&mut Stream>) -> Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        self.sync();
+        if matches!(self.phase, Phase::Refusing { .. } | Phase::Closed) {
             return Poll::Ready(Err(closed()));
         }
-        let res = Pin::new(&mut this.inner).poll_write(cx, data);
+        let res = write(Pin::new(&mut self.inner));
         if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
-            this.wrote = true;
+            self.wrote = true;
         }
         res
+    }
+}
+
+impl AsyncWrite for Guarded {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        self.get_mut().write_with(|inner| inner.poll_write(cx, data))
     }
 
     fn poll_write_vectored(
@@ -314,16 +324,7 @@ impl AsyncWrite for Guarded {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        this.sync();
-        if matches!(this.phase, Phase::Refusing { .. } | Phase::Closed) {
-            return Poll::Ready(Err(closed()));
-        }
-        let res = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
-        if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
-            this.wrote = true;
-        }
-        res
+        self.get_mut().write_with(|inner| inner.poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -17,7 +17,7 @@ use pingora::Result;
 
 use crate::chat::{self, ChatLog, ChatService};
 use crate::config::Live;
-use crate::ingress::attribution::{is_proxy_header, X_FORWARDED_FOR};
+use crate::ingress::attribution::{direct_local, is_proxy_header, X_FORWARDED_FOR};
 use crate::ingress::{Attributor, Client, Forwarding, OwnedRoute, Refusal, Routed, Routes};
 use crate::metrics;
 
@@ -83,7 +83,11 @@ impl ProxyHttp for Clawbridge {
             (Routed::Unroutable, _) => return refuse(session, ctx, Refusal::Unroutable).await,
             _ => {
                 ctx.route = if session.is_upgrade_req() { Route::WebSocket } else { Route::Http };
-                ctx.forwarding = self.attributor.load().forwarding(peer, &req.headers);
+                // A local client needs no settings snapshot: it is forwarded untouched.
+                let local = peer.is_some_and(|ip| direct_local(ip, &req.headers));
+                if !local {
+                    ctx.forwarding = self.attributor.load().forwarding(peer, &req.headers);
+                }
                 return Ok(false);
             }
         };

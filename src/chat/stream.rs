@@ -48,6 +48,8 @@ struct Encoder {
     last_token: Option<Instant>,
     include_usage: bool,
     agent: std::sync::Arc<str>,
+    /// This stream's inter-token histogram, its label resolved once.
+    inter_token: prometheus::Histogram,
 }
 
 impl Encoder {
@@ -110,9 +112,7 @@ impl Encoder {
     fn token_sent(&mut self) {
         let now = Instant::now();
         if let Some(prev) = self.last_token {
-            metrics::INTER_TOKEN
-                .with_label_values(&[metrics::agent_label(&self.agent)])
-                .observe((now - prev).as_secs_f64());
+            self.inter_token.observe((now - prev).as_secs_f64());
         } else {
             self.first_token = Some(now);
         }
@@ -178,6 +178,7 @@ pub async fn stream(
         last_token: None,
         include_usage: turn.include_usage,
         agent: run.agent.clone(),
+        inter_token: metrics::INTER_TOKEN.with_label_values(&[metrics::agent_label(&run.agent)]),
     };
     io::write_sse_header(session).await.map_err(|_| gone("before_first_byte"))?;
     log.committed = true;

@@ -63,10 +63,10 @@ impl Attributor {
     /// The client of a request from `peer`, as the gateway attributes it.
     pub fn client(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Client {
         let Some(peer) = peer.map(canonical) else { return Client::Unattributable };
-        let proxied = has_proxy_headers(headers);
-        if is_loopback(peer) && !proxied {
+        if direct_local(peer, headers) {
             return Client::Local(peer);
         }
+        let proxied = has_proxy_headers(headers);
         if self.trusted.contains(peer) {
             return match self.forwarded_client(headers) {
                 Some(ip) if !is_loopback(ip) => Client::Remote(ip),
@@ -86,10 +86,10 @@ impl Attributor {
         let Some(peer) = peer.map(canonical) else {
             return Forwarding::Replace(HeaderValue::from_static("unknown"));
         };
-        let proxied = has_proxy_headers(headers);
-        if !proxied && is_loopback(peer) {
+        if direct_local(peer, headers) {
             return Forwarding::Untouched;
         }
+        let proxied = has_proxy_headers(headers);
         let own = HeaderValue::from_str(&peer.to_string()).expect("an IP address is a valid header value");
         if proxied && self.trusted.contains(peer) {
             let mut chain = Vec::new();
@@ -173,6 +173,12 @@ impl GatewayTrust {
                 .to_string(),
         }
     }
+}
+
+/// A loopback peer without forwarding headers: local to the gateway, and
+/// forwarded untouched whatever `gateway.trustedProxies` says.
+pub fn direct_local(peer: IpAddr, headers: &HeaderMap) -> bool {
+    is_loopback(peer) && !has_proxy_headers(headers)
 }
 
 /// `forwarded`, `x-real-ip`, any `x-forwarded-*`, or a header Tailscale
