@@ -4,13 +4,13 @@
 //! property its target checks.
 #![allow(dead_code)]
 
-use clawbridge::chat::assistant_text::StreamText;
 use clawbridge::chat::body::{Json, Message, MessageFields};
 use clawbridge::chat::prompt::{fold, js_trim};
 use clawbridge::chat::request::{parse, RouteHeaders};
 use clawbridge::gateway::decode::{self as frame_decode, AgentData, Payload};
 use clawbridge::gateway::frames::{AgentResPayload, HelloOk, InFrame};
 use clawbridge::gateway::AssistantData;
+use clawbridge::turn::text::StreamText;
 
 /// The request parser: `<agent>|<session>|<model>|<channel>\n<body>`.
 pub fn request(data: &[u8]) {

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::{AuthMode, GatewayFile, Live, RateLimit, Secret};
-use crate::error::ChatError;
+use crate::error::ApiError;
 use crate::ingress::attribution::{canonical, is_loopback};
 use crate::metrics;
 
@@ -50,7 +50,7 @@ impl AuthPolicy {
 /// repeated loopback mismatches instead of locking loopback out).
 #[derive(Debug, PartialEq)]
 pub struct Rejection {
-    pub error: ChatError,
+    pub error: ApiError,
     pub delay: Option<Duration>,
 }
 
@@ -71,6 +71,15 @@ impl Authenticator {
     /// Checks the `Authorization` header of a request from `client`, in the
     /// gateway's order: lockout first, then the bearer. Only a wrong secret
     /// counts as a failure; a missing one does not.
+    /// `token`, `password` or `none`: the gateway's name for the mode.
+    pub fn mode_label(&self) -> &'static str {
+        match self.policy.load().mode {
+            AuthMode::Token => "token",
+            AuthMode::Password => "password",
+            AuthMode::None => "none",
+        }
+    }
+
     pub fn check(&self, authorization: Option<&[u8]>, client: IpAddr) -> Result<(), Rejection> {
         let policy: Arc<AuthPolicy> = self.policy.load();
         if policy.mode == AuthMode::None {
@@ -83,12 +92,12 @@ impl Authenticator {
         if !exempt {
             if let Some(secs) = self.limiter.locked(ip, now, limit) {
                 metrics::AUTH_FAILURES.with_label_values(&["rate_limited"]).inc();
-                return Err(Rejection { error: ChatError::RateLimited { retry_after_secs: secs }, delay: None });
+                return Err(Rejection { error: ApiError::RateLimited { retry_after_secs: secs }, delay: None });
             }
         }
         let Some(presented) = authorization.and_then(bearer) else {
             metrics::AUTH_FAILURES.with_label_values(&["missing"]).inc();
-            return Err(Rejection { error: ChatError::Unauthorized, delay: None });
+            return Err(Rejection { error: ApiError::Unauthorized, delay: None });
         };
         if policy.secret.as_ref().is_some_and(|s| s.matches(presented)) {
             self.limiter.clear(ip);
@@ -100,7 +109,7 @@ impl Authenticator {
             let n = failures.clamp(1, LOOPBACK_HISTORY) as u32 - 1;
             Duration::from_millis((250u64 << n).min(5_000))
         });
-        Err(Rejection { error: ChatError::Unauthorized, delay })
+        Err(Rejection { error: ApiError::Unauthorized, delay })
     }
 }
 
@@ -306,8 +315,8 @@ mod tests {
         let a = auth(10);
         let remote: IpAddr = "10.1.1.1".parse().unwrap();
         assert!(a.check(Some(b"Bearer test-token"), remote).is_ok());
-        assert_eq!(a.check(Some(b"Bearer wrong"), remote).unwrap_err().error, ChatError::Unauthorized);
-        assert_eq!(a.check(None, remote).unwrap_err().error, ChatError::Unauthorized);
+        assert_eq!(a.check(Some(b"Bearer wrong"), remote).unwrap_err().error, ApiError::Unauthorized);
+        assert_eq!(a.check(None, remote).unwrap_err().error, ApiError::Unauthorized);
         let none = Authenticator::new(AuthMode::None, None, limit(10));
         assert!(none.check(None, remote).is_ok());
     }
@@ -318,10 +327,10 @@ mod tests {
         let remote: IpAddr = "10.0.0.7".parse().unwrap();
         for _ in 0..3 {
             let r = a.check(Some(b"Bearer nope"), remote).unwrap_err();
-            assert_eq!(r, Rejection { error: ChatError::Unauthorized, delay: None });
+            assert_eq!(r, Rejection { error: ApiError::Unauthorized, delay: None });
         }
         match a.check(Some(b"Bearer test-token"), remote).unwrap_err().error {
-            ChatError::RateLimited { retry_after_secs } => {
+            ApiError::RateLimited { retry_after_secs } => {
                 assert!((299..=300).contains(&retry_after_secs))
             }
             other => panic!("expected a lockout, got {other:?}"),
@@ -362,7 +371,7 @@ mod tests {
         for _ in 0..a.policy.load().rate_limit.max_attempts {
             let _ = a.check(Some(b"Bearer nope"), ip);
         }
-        assert!(matches!(a.check(Some(b"Bearer test-token"), ip).unwrap_err().error, ChatError::RateLimited { .. }));
+        assert!(matches!(a.check(Some(b"Bearer test-token"), ip).unwrap_err().error, ApiError::RateLimited { .. }));
     }
 
     fn v4(n: u32) -> IpAddr {
@@ -379,10 +388,7 @@ mod tests {
         for i in 0..(3 * MAX_TRACKED_CLIENTS as u32) {
             let _ = a.check(Some(b"Bearer nope"), v4(i));
         }
-        assert!(matches!(
-            a.check(Some(b"Bearer test-token"), victim).unwrap_err().error,
-            ChatError::RateLimited { .. }
-        ));
+        assert!(matches!(a.check(Some(b"Bearer test-token"), victim).unwrap_err().error, ApiError::RateLimited { .. }));
         assert!(a.limiter.table.lock().unwrap().entries.len() <= MAX_TRACKED_CLIENTS);
     }
 
@@ -404,12 +410,12 @@ mod tests {
         }
         let newcomer: IpAddr = "192.0.2.1".parse().unwrap();
         assert!(a.check(Some(b"Bearer test-token"), newcomer).is_ok(), "no overflow yet");
-        assert_eq!(a.check(Some(b"Bearer nope"), newcomer).unwrap_err().error, ChatError::Unauthorized);
+        assert_eq!(a.check(Some(b"Bearer nope"), newcomer).unwrap_err().error, ApiError::Unauthorized);
         match a.check(Some(b"Bearer test-token"), "192.0.2.2".parse().unwrap()).unwrap_err().error {
-            ChatError::RateLimited { retry_after_secs } => assert!((299..=300).contains(&retry_after_secs)),
+            ApiError::RateLimited { retry_after_secs } => assert!((299..=300).contains(&retry_after_secs)),
             other => panic!("expected the overflow lock, got {other:?}"),
         }
-        assert!(matches!(a.check(Some(b"Bearer test-token"), v4(3)).unwrap_err().error, ChatError::RateLimited { .. }));
+        assert!(matches!(a.check(Some(b"Bearer test-token"), v4(3)).unwrap_err().error, ApiError::RateLimited { .. }));
         assert!(a.check(Some(b"Bearer test-token"), "127.0.0.1".parse().unwrap()).is_ok());
         assert_eq!(a.limiter.table.lock().unwrap().entries.len(), 50);
     }
@@ -428,8 +434,8 @@ mod tests {
             rate_limit: limit(3),
         });
         assert!(a.check(Some(b"Bearer rotated"), remote).is_ok());
-        assert_eq!(a.check(Some(b"Bearer test-token"), remote).unwrap_err().error, ChatError::Unauthorized);
-        assert!(matches!(a.check(Some(b"Bearer rotated"), locked).unwrap_err().error, ChatError::RateLimited { .. }));
+        assert_eq!(a.check(Some(b"Bearer test-token"), remote).unwrap_err().error, ApiError::Unauthorized);
+        assert!(matches!(a.check(Some(b"Bearer rotated"), locked).unwrap_err().error, ApiError::RateLimited { .. }));
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! `ChatError`: every way the chat route can fail before or instead of a
-//! completion. Each variant knows its HTTP status, its OpenAI error `type`,
+//! `ApiError`: every way an owned route (chat, responses, models) can fail
+//! before or instead of its answer. Each variant knows its HTTP status, its OpenAI error `type`,
 //! the message the client sees (the gateway's own wording where the gateway
 //! has one) and a fixed metric label. Internal detail (link failures, gateway
 //! messages that could carry secrets) stays in logs, never in the body.
@@ -8,9 +8,10 @@ use bytes::Bytes;
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum ChatError {
+pub enum ApiError {
+    /// `allow`: the route's one method, for the `Allow` header.
     #[error("method not allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed { allow: &'static str },
     #[error("unauthorized")]
     Unauthorized,
     #[error("auth rate limited")]
@@ -36,6 +37,10 @@ pub enum ChatError {
     /// A 400 with the gateway's exact message.
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// A 404 `invalid_request_error` with the gateway's exact message
+    /// (an unknown model id, or an unknown override model).
+    #[error("not found: {0}")]
+    ModelNotFound(String),
     /// The gateway link is down or not authorised; `reason` is for logs.
     #[error("gateway unavailable: {reason}")]
     GatewayUnavailable { reason: String },
@@ -61,105 +66,108 @@ pub enum ChatError {
     ClientGone,
 }
 
-impl ChatError {
+impl ApiError {
     pub fn status(&self) -> u16 {
         match self {
-            ChatError::MethodNotAllowed => 405,
-            ChatError::Unauthorized => 401,
-            ChatError::RateLimited { .. } => 429,
-            ChatError::ProxyAttribution => 403,
-            ChatError::PayloadTooLarge | ChatError::RequestTooLarge(_) => 413,
-            ChatError::BodyTimeout => 408,
-            ChatError::InvalidRequest(_) | ChatError::MalformedBody => 400,
-            ChatError::ExpectationFailed => 417,
-            ChatError::GatewayUnavailable { .. } | ChatError::Overloaded | ChatError::ShuttingDown => 503,
-            ChatError::Gateway { .. } | ChatError::RunCut { .. } => 502,
-            ChatError::RunFailed { status, .. } => *status,
-            ChatError::RunTimeout => 504,
-            ChatError::ClientGone => 499,
+            ApiError::MethodNotAllowed { .. } => 405,
+            ApiError::Unauthorized => 401,
+            ApiError::RateLimited { .. } => 429,
+            ApiError::ProxyAttribution => 403,
+            ApiError::PayloadTooLarge | ApiError::RequestTooLarge(_) => 413,
+            ApiError::BodyTimeout => 408,
+            ApiError::InvalidRequest(_) | ApiError::MalformedBody => 400,
+            ApiError::ModelNotFound(_) => 404,
+            ApiError::ExpectationFailed => 417,
+            ApiError::GatewayUnavailable { .. } | ApiError::Overloaded | ApiError::ShuttingDown => 503,
+            ApiError::Gateway { .. } | ApiError::RunCut { .. } => 502,
+            ApiError::RunFailed { status, .. } => *status,
+            ApiError::RunTimeout => 504,
+            ApiError::ClientGone => 499,
         }
     }
 
     /// The OpenAI error `type`.
     pub fn kind(&self) -> &'static str {
         match self {
-            ChatError::MethodNotAllowed => "invalid_request_error",
-            ChatError::Unauthorized => "unauthorized",
-            ChatError::RateLimited { .. } => "rate_limited",
-            ChatError::ProxyAttribution => "proxy_attribution_required",
-            ChatError::PayloadTooLarge
-            | ChatError::RequestTooLarge(_)
-            | ChatError::BodyTimeout
-            | ChatError::InvalidRequest(_)
-            | ChatError::MalformedBody
-            | ChatError::ExpectationFailed => "invalid_request_error",
-            ChatError::RunFailed { kind, .. } => kind,
-            ChatError::GatewayUnavailable { .. }
-            | ChatError::Overloaded
-            | ChatError::ShuttingDown
-            | ChatError::Gateway { .. }
-            | ChatError::RunTimeout
-            | ChatError::RunCut { .. }
-            | ChatError::ClientGone => "api_error",
+            ApiError::MethodNotAllowed { .. } => "invalid_request_error",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::ProxyAttribution => "proxy_attribution_required",
+            ApiError::PayloadTooLarge
+            | ApiError::RequestTooLarge(_)
+            | ApiError::BodyTimeout
+            | ApiError::InvalidRequest(_)
+            | ApiError::ModelNotFound(_)
+            | ApiError::MalformedBody
+            | ApiError::ExpectationFailed => "invalid_request_error",
+            ApiError::RunFailed { kind, .. } => kind,
+            ApiError::GatewayUnavailable { .. }
+            | ApiError::Overloaded
+            | ApiError::ShuttingDown
+            | ApiError::Gateway { .. }
+            | ApiError::RunTimeout
+            | ApiError::RunCut { .. }
+            | ApiError::ClientGone => "api_error",
         }
     }
 
     /// What the client reads.
     pub fn message(&self) -> &str {
         match self {
-            ChatError::MethodNotAllowed => "Method Not Allowed",
-            ChatError::Unauthorized => "Unauthorized",
-            ChatError::RateLimited { .. } => "Too many failed authentication attempts. Please try again later.",
-            ChatError::ProxyAttribution => "Proxy client attribution is required. Configure gateway.trustedProxies narrowly and make the proxy overwrite or safely rebuild forwarded client headers.",
-            ChatError::PayloadTooLarge => "Payload too large",
-            ChatError::RequestTooLarge(m) => m,
-            ChatError::BodyTimeout => "Request body timeout",
-            ChatError::MalformedBody => "Bad Request",
-            ChatError::ExpectationFailed => "Expectation Failed",
-            ChatError::InvalidRequest(m) => m,
-            ChatError::GatewayUnavailable { .. } => "OpenClaw gateway unavailable",
-            ChatError::Overloaded => "Too many concurrent requests",
-            ChatError::ShuttingDown => "Server is shutting down",
-            ChatError::Gateway { .. } => "internal error",
-            ChatError::RunFailed { message, .. } => message,
-            ChatError::RunTimeout => "upstream provider timeout",
-            ChatError::RunCut { message, .. } => message,
-            ChatError::ClientGone => "client closed request",
+            ApiError::MethodNotAllowed { .. } => "Method Not Allowed",
+            ApiError::Unauthorized => "Unauthorized",
+            ApiError::RateLimited { .. } => "Too many failed authentication attempts. Please try again later.",
+            ApiError::ProxyAttribution => "Proxy client attribution is required. Configure gateway.trustedProxies narrowly and make the proxy overwrite or safely rebuild forwarded client headers.",
+            ApiError::PayloadTooLarge => "Payload too large",
+            ApiError::RequestTooLarge(m) => m,
+            ApiError::BodyTimeout => "Request body timeout",
+            ApiError::MalformedBody => "Bad Request",
+            ApiError::ExpectationFailed => "Expectation Failed",
+            ApiError::InvalidRequest(m) | ApiError::ModelNotFound(m) => m,
+            ApiError::GatewayUnavailable { .. } => "OpenClaw gateway unavailable",
+            ApiError::Overloaded => "Too many concurrent requests",
+            ApiError::ShuttingDown => "Server is shutting down",
+            ApiError::Gateway { .. } => "internal error",
+            ApiError::RunFailed { message, .. } => message,
+            ApiError::RunTimeout => "upstream provider timeout",
+            ApiError::RunCut { message, .. } => message,
+            ApiError::ClientGone => "client closed request",
         }
     }
 
     /// Fixed label for `clawbridge_chat_requests_total{outcome}`.
     pub fn metric_label(&self) -> &'static str {
         match self {
-            ChatError::MethodNotAllowed => "method_not_allowed",
-            ChatError::Unauthorized => "unauthorized",
-            ChatError::RateLimited { .. } => "rate_limited",
-            ChatError::ProxyAttribution => "proxy_attribution_required",
-            ChatError::PayloadTooLarge => "payload_too_large",
-            ChatError::RequestTooLarge(_) => "request_too_large",
-            ChatError::BodyTimeout => "body_timeout",
-            ChatError::MalformedBody => "malformed_body",
-            ChatError::ExpectationFailed => "expectation_failed",
-            ChatError::InvalidRequest(_) => "invalid_request",
-            ChatError::GatewayUnavailable { .. } => "gateway_unavailable",
-            ChatError::Overloaded => "overloaded",
-            ChatError::ShuttingDown => "shutting_down",
-            ChatError::Gateway { .. } => "gateway_error",
-            ChatError::RunFailed { .. } => "run_failed",
-            ChatError::RunTimeout => "run_timeout",
-            ChatError::RunCut { label, .. } => label,
-            ChatError::ClientGone => "client_disconnect",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::ProxyAttribution => "proxy_attribution_required",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::RequestTooLarge(_) => "request_too_large",
+            ApiError::BodyTimeout => "body_timeout",
+            ApiError::MalformedBody => "malformed_body",
+            ApiError::ExpectationFailed => "expectation_failed",
+            ApiError::InvalidRequest(_) => "invalid_request",
+            ApiError::ModelNotFound(_) => "not_found",
+            ApiError::GatewayUnavailable { .. } => "gateway_unavailable",
+            ApiError::Overloaded => "overloaded",
+            ApiError::ShuttingDown => "shutting_down",
+            ApiError::Gateway { .. } => "gateway_error",
+            ApiError::RunFailed { .. } => "run_failed",
+            ApiError::RunTimeout => "run_timeout",
+            ApiError::RunCut { label, .. } => label,
+            ApiError::ClientGone => "client_disconnect",
         }
     }
 
     /// Extra response headers this error carries.
     pub fn headers(&self) -> Vec<(&'static str, String)> {
         match self {
-            ChatError::MethodNotAllowed => vec![("Allow", "POST".into())],
-            ChatError::RateLimited { retry_after_secs } => {
+            ApiError::MethodNotAllowed { allow } => vec![("Allow", allow.to_string())],
+            ApiError::RateLimited { retry_after_secs } => {
                 vec![("Retry-After", retry_after_secs.to_string())]
             }
-            ChatError::Overloaded | ChatError::ShuttingDown | ChatError::GatewayUnavailable { .. } => {
+            ApiError::Overloaded | ApiError::ShuttingDown | ApiError::GatewayUnavailable { .. } => {
                 vec![("Retry-After", "1".into())]
             }
             _ => Vec::new(),
@@ -170,8 +178,10 @@ impl ChatError {
     /// 417 and a broken body get no body and no type, as there.
     pub fn body(&self) -> (&'static str, Bytes) {
         match self {
-            ChatError::MethodNotAllowed => ("text/plain; charset=utf-8", Bytes::from_static(b"Method Not Allowed")),
-            ChatError::MalformedBody | ChatError::ExpectationFailed => ("", Bytes::new()),
+            ApiError::MethodNotAllowed { .. } => {
+                ("text/plain; charset=utf-8", Bytes::from_static(b"Method Not Allowed"))
+            }
+            ApiError::MalformedBody | ApiError::ExpectationFailed => ("", Bytes::new()),
             _ => ("application/json; charset=utf-8", Bytes::from(self.envelope())),
         }
     }
@@ -202,26 +212,26 @@ mod tests {
 
     #[test]
     fn bodies_match_the_captured_gateway_bytes() {
-        assert_eq!(ChatError::Unauthorized.envelope(), r#"{"error":{"message":"Unauthorized","type":"unauthorized"}}"#);
+        assert_eq!(ApiError::Unauthorized.envelope(), r#"{"error":{"message":"Unauthorized","type":"unauthorized"}}"#);
         assert_eq!(
-            ChatError::InvalidRequest("Missing user message in `messages`.".into()).envelope(),
+            ApiError::InvalidRequest("Missing user message in `messages`.".into()).envelope(),
             r#"{"error":{"message":"Missing user message in `messages`.","type":"invalid_request_error"}}"#
         );
         assert_eq!(
-            ChatError::RateLimited { retry_after_secs: 300 }.envelope(),
+            ApiError::RateLimited { retry_after_secs: 300 }.envelope(),
             r#"{"error":{"message":"Too many failed authentication attempts. Please try again later.","type":"rate_limited"}}"#
         );
-        let (ct, body) = ChatError::MethodNotAllowed.body();
+        let (ct, body) = ApiError::MethodNotAllowed { allow: "POST" }.body();
         assert_eq!((ct, &body[..]), ("text/plain; charset=utf-8", &b"Method Not Allowed"[..]));
-        assert_eq!(ChatError::MethodNotAllowed.headers(), vec![("Allow", "POST".to_string())]);
+        assert_eq!(ApiError::MethodNotAllowed { allow: "POST" }.headers(), vec![("Allow", "POST".to_string())]);
     }
 
     #[test]
     fn internal_detail_never_reaches_the_body() {
-        let e = ChatError::GatewayUnavailable { reason: "connect refused; token=abc".into() };
+        let e = ApiError::GatewayUnavailable { reason: "connect refused; token=abc".into() };
         assert!(!e.envelope().contains("abc"));
         assert_eq!(e.status(), 503);
-        let e = ChatError::Gateway { detail: "secret".into() };
+        let e = ApiError::Gateway { detail: "secret".into() };
         assert!(!e.envelope().contains("secret"));
     }
 }

@@ -27,6 +27,7 @@
 //! away gets its run aborted with `chat.abort`.
 
 pub mod admin;
+pub mod api;
 pub mod auth;
 pub mod chat;
 pub mod colocated;
@@ -43,6 +44,8 @@ pub mod logs;
 pub mod metrics;
 pub mod proxy;
 pub mod reload;
+pub mod responses;
 pub mod server;
+pub mod turn;
 
 pub mod upstream;

@@ -53,11 +53,12 @@ fn main() -> ExitCode {
     let trust = clawbridge::ingress::GatewayTrust::of(&cfg.gateway.attribution, &cfg.upstream);
     if cli.check {
         println!(
-            "clawbridge: config ok (listen {}, upstream {}, admin {}, chat completions {})\nclawbridge: {}",
+            "clawbridge: config ok (listen {}, upstream {}, admin {}, chat completions {}, responses {})\nclawbridge: {}",
             cfg.listen,
             cfg.upstream,
             cfg.admin_listen,
             if cfg.chat_enabled() { "on" } else { "off" },
+            if cfg.responses_enabled() { "on" } else { "off" },
             trust.describe()
         );
         return ExitCode::SUCCESS;
@@ -70,6 +71,7 @@ fn main() -> ExitCode {
         upstream = %cfg.upstream,
         admin = %cfg.admin_listen,
         chat_completions = cfg.chat_enabled(),
+        responses = cfg.responses_enabled(),
         gateway_config = %cfg.openclaw_config.display(),
         "clawbridge starting"
     );

@@ -50,13 +50,13 @@ macro_rules! metric {
 
 metric!(CHAT_REQUESTS: IntCounterVec = register_int_counter_vec!(
     "clawbridge_chat_requests_total",
-    "Chat completion requests by outcome, status class, agent and stream mode.",
-    &["outcome", "status_class", "agent", "stream"]
+    "Requests to the OpenAI routes clawbridge serves (api: chat, responses, models) by outcome, status class, agent and stream mode.",
+    &["api", "outcome", "status_class", "agent", "stream"]
 ));
 metric!(CHAT_DURATION: HistogramVec = register_histogram_vec!(
     "clawbridge_chat_request_duration_seconds",
-    "Time from request start to the last byte of the chat response.",
-    &["outcome", "stream"],
+    "Time from request start to the last byte of the response, per OpenAI route (api).",
+    &["api", "outcome", "stream"],
     TURN_BUCKETS.to_vec()
 ));
 metric!(TIME_TO_FIRST_TOKEN: HistogramVec = register_histogram_vec!(

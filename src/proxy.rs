@@ -1,7 +1,7 @@
 //! `Clawbridge`, the `ProxyHttp` implementation: a dispatcher. The front
 //! door (`ingress`) decides the route on the path the gateway routes on; an
-//! owned route (chat, when enabled) is answered locally by `chat::serve`, on
-//! a detached task (`detach`); every other request, WebSocket upgrades
+//! owned route (chat, responses, models, when enabled) is answered locally by
+//! `api::serve`, on a detached task (`detach`); every other request, WebSocket upgrades
 //! included, goes to the gateway unchanged except for `X-Forwarded-For`,
 //! which names a non-local client so the gateway sees it as itself.
 
@@ -15,7 +15,7 @@ use pingora::protocols::http::ServerSession;
 use pingora::proxy::{ProxyHttp, Session};
 use pingora::Result;
 
-use crate::chat::{self, ChatLog, ChatService};
+use crate::api::{self, Api, ApiLog};
 use crate::config::Live;
 use crate::ingress::attribution::{direct_local, is_proxy_header, X_FORWARDED_FOR};
 use crate::ingress::{Attributor, Client, Forwarding, OwnedRoute, Refusal, Routed, Routes};
@@ -24,8 +24,8 @@ use crate::metrics;
 pub struct Clawbridge {
     /// Counts requests in flight so a drain can end early when idle.
     pub drain: Arc<crate::drain::Drain>,
-    /// `None` when the endpoint is disabled: the route is passed through.
-    pub chat: Option<Arc<ChatService>>,
+    /// `None` when no owned route is enabled: everything is passed through.
+    pub api: Option<Arc<Api>>,
     pub upstream: crate::upstream::Upstream,
     pub detacher: Arc<crate::detach::Detacher>,
     /// The owned routes that are switched on.
@@ -37,8 +37,9 @@ pub struct Clawbridge {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
-    Chat,
-    /// A chat request served on its own task: it logs itself.
+    /// An owned route served on Pingora's request task.
+    Api,
+    /// An owned request served on its own task: it logs itself.
     Detached,
     Http,
     WebSocket,
@@ -50,7 +51,7 @@ pub enum Route {
 pub struct Ctx {
     route: Route,
     started: Instant,
-    chat: ChatLog,
+    api: ApiLog,
     /// What a forwarded request carries upstream about its client.
     forwarding: Forwarding,
     _inflight: crate::drain::InFlight,
@@ -65,7 +66,7 @@ impl ProxyHttp for Clawbridge {
             route: Route::Http,
             started: Instant::now(),
             _inflight: self.drain.track(),
-            chat: ChatLog::default(),
+            api: ApiLog::default(),
             forwarding: Forwarding::Untouched,
         }
     }
@@ -78,8 +79,8 @@ impl ProxyHttp for Clawbridge {
         }
         let req = session.req_header();
         let peer = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
-        let svc = match (self.routes.route(req.raw_path()), &self.chat) {
-            (Routed::Owned(OwnedRoute::ChatCompletions), Some(svc)) => svc,
+        let (route, svc) = match (self.routes.route(req.raw_path()), &self.api) {
+            (Routed::Owned(route), Some(svc)) => (route, svc),
             (Routed::Unroutable, _) => return refuse(session, ctx, Refusal::Unroutable).await,
             _ => {
                 ctx.route = if session.is_upgrade_req() { Route::WebSocket } else { Route::Http };
@@ -100,12 +101,13 @@ impl ProxyHttp for Clawbridge {
             // its request task; the new task owns the connection.
             Some(detached) => {
                 ctx.route = Route::Detached;
-                let log = std::mem::take(&mut ctx.chat);
-                tokio::spawn(serve_detached(svc.clone(), detached, client, log, ctx.started, self.drain.track()));
+                let log = std::mem::take(&mut ctx.api);
+                let inflight = self.drain.track();
+                tokio::spawn(serve_detached(svc.clone(), route, detached, client, log, ctx.started, inflight));
             }
             None => {
-                ctx.route = Route::Chat;
-                chat::serve(svc, session, client, &mut ctx.chat).await;
+                ctx.route = Route::Api;
+                api::serve(svc, route, session, client, &mut ctx.api).await;
             }
         }
         Ok(true)
@@ -158,7 +160,7 @@ impl ProxyHttp for Clawbridge {
         match ctx.route {
             // The session left here is the inert one.
             Route::Detached => {}
-            Route::Chat => log_chat(session, &ctx.chat, ctx.started),
+            Route::Api => log_api(session, &ctx.api, ctx.started),
             Route::Refused(refusal) => tracing::info!(
                 target: "access",
                 method = session.req_header().method.as_str(),
@@ -198,26 +200,27 @@ async fn refuse(session: &mut Session, ctx: &mut Ctx, refusal: Refusal) -> Resul
     Ok(true)
 }
 
-/// Serves a detached chat request, logs it, then serves the connection's
-/// next requests.
+/// Serves a detached request on an owned route, logs it, then serves the
+/// connection's next requests.
 async fn serve_detached(
-    svc: Arc<ChatService>,
+    svc: Arc<Api>,
+    route: OwnedRoute,
     mut detached: crate::detach::Detached,
     client: Client,
-    mut log: ChatLog,
+    mut log: ApiLog,
     started: Instant,
     inflight: crate::drain::InFlight,
 ) {
-    chat::serve(&svc, &mut detached.session, client, &mut log).await;
-    log_chat(&detached.session, &log, started);
+    api::serve(&svc, route, &mut detached.session, client, &mut log).await;
+    log_api(&detached.session, &log, started);
     drop(inflight);
     // Boxed: finishing a session is a ~4 KiB future, which would otherwise
     // take room in every open stream's task.
     Box::pin(detached.resume()).await;
 }
 
-/// One access-log line and the request metrics of a chat request.
-fn log_chat(session: &ServerSession, log: &ChatLog, started: Instant) {
+/// One access-log line and the request metrics of an owned route.
+fn log_api(session: &ServerSession, log: &ApiLog, started: Instant) {
     let elapsed = started.elapsed();
     let status = match log.status {
         0 => session.response_written().map(|r| r.status.as_u16()).unwrap_or(0),
@@ -226,12 +229,14 @@ fn log_chat(session: &ServerSession, log: &ChatLog, started: Instant) {
     let stream = if log.stream { "true" } else { "false" };
     let agent = log.agent.as_deref().unwrap_or("-");
     let label = if agent == "-" { agent } else { metrics::agent_label(agent) };
-    metrics::CHAT_REQUESTS.with_label_values(&[log.outcome, metrics::status_class(status), label, stream]).inc();
-    metrics::CHAT_DURATION.with_label_values(&[log.outcome, stream]).observe(elapsed.as_secs_f64());
+    metrics::CHAT_REQUESTS
+        .with_label_values(&[log.api, log.outcome, metrics::status_class(status), label, stream])
+        .inc();
+    metrics::CHAT_DURATION.with_label_values(&[log.api, log.outcome, stream]).observe(elapsed.as_secs_f64());
     tracing::info!(
         target: "access",
         method = session.req_header().method.as_str(),
-        route = "chat",
+        route = log.api,
         status,
         duration_ms = elapsed.as_secs_f64() * 1e3,
         agent,

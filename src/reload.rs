@@ -75,7 +75,7 @@ impl Watcher {
     pub fn new(cfg: &crate::config::Config, targets: Targets, reread: Arc<Notify>) -> Self {
         Watcher {
             path: cfg.openclaw_config.clone(),
-            chat_enabled: cfg.chat_enabled(),
+            chat_enabled: cfg.routes().any(),
             chat_inherits: cfg.chat_switch == crate::config::ChatSwitch::Inherit,
             current: cfg.gateway.clone(),
             seen: fingerprint(&cfg.openclaw_config),

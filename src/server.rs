@@ -16,8 +16,8 @@ use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
 
 use crate::admin::Admin;
+use crate::api::Api;
 use crate::auth::Authenticator;
-use crate::chat::ChatService;
 use crate::config::{Config, Live};
 use crate::detach::{Detacher, Shared};
 use crate::drain::Drain;
@@ -55,7 +55,7 @@ pub fn build(cfg: &Config) -> Result<Server, Box<pingora::Error>> {
     let attributor = Arc::new(Live::new(cfg.gateway.attribution.clone()));
     let reread = Arc::new(tokio::sync::Notify::new());
     let mut targets = Targets { auth: None, credentials: None, attributor: attributor.clone() };
-    let (chat, gateway) = if cfg.chat_enabled() {
+    let (api, gateway) = if cfg.routes().any() {
         let (creds_tx, creds_rx) = tokio::sync::watch::channel(Credentials::of(&cfg.gateway));
         let hooks = LinkHooks { credentials: creds_rx, reread: reread.clone() };
         let (gw, driver) = gateway::channel(gateway_settings(cfg), hooks);
@@ -75,7 +75,7 @@ pub fn build(cfg: &Config) -> Result<Server, Box<pingora::Error>> {
         ));
         targets.auth = Some(auth.clone());
         targets.credentials = Some(creds_tx);
-        let svc = ChatService::new(gw.clone(), auth, cfg.limits.clone(), drain.clone());
+        let svc = Api::new(gw.clone(), auth, cfg.limits.clone(), drain.clone());
         (Some(Arc::new(svc)), Some(gw))
     } else {
         (None, None)
@@ -86,10 +86,10 @@ pub fn build(cfg: &Config) -> Result<Server, Box<pingora::Error>> {
         &server.configuration,
         Clawbridge {
             drain: drain.clone(),
-            chat,
+            api,
             upstream: crate::upstream::Upstream::new(&cfg.upstream),
             detacher: detacher.clone(),
-            routes: crate::ingress::Routes { chat_completions: cfg.chat_enabled() },
+            routes: cfg.routes(),
             attributor: attributor.clone(),
         },
     );

@@ -123,7 +123,7 @@ async fn admin_listener() {
     // Request metrics are recorded in Pingora's logging phase, which runs
     // just after the response is written: allow it a moment.
     let needles = [
-        "clawbridge_chat_requests_total{agent=\"main\",outcome=\"ok\",status_class=\"2xx\",stream=\"true\"} 1",
+        "clawbridge_chat_requests_total{agent=\"main\",api=\"chat\",outcome=\"ok\",status_class=\"2xx\",stream=\"true\"} 1",
         "clawbridge_passthrough_requests_total{kind=\"http\",status_class=\"2xx\"} 1",
         "clawbridge_gateway_connected 1",
         "clawbridge_gateway_runs_tracked 0",

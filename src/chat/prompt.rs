@@ -21,17 +21,17 @@ pub struct Prompt {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Role {
+pub enum Role {
     User,
     Assistant,
     Tool,
 }
 
 /// One conversation line; texts borrow from the request where they can.
-struct Entry<'a> {
-    role: Role,
-    sender: Cow<'a, str>,
-    body: Cow<'a, str>,
+pub struct Entry<'a> {
+    pub role: Role,
+    pub sender: Cow<'a, str>,
+    pub body: Cow<'a, str>,
 }
 
 /// JavaScript's `String.prototype.trim` (differs from `str::trim`: it strips
@@ -172,8 +172,9 @@ pub fn fold(messages: &[Message<'_>]) -> Prompt {
     Prompt { message: conversation_message(&entries), extra_system_prompt }
 }
 
-/// `buildAgentMessageFromConversationEntries` + `buildHistoryContext`.
-fn conversation_message(entries: &[Entry]) -> String {
+/// `buildAgentMessageFromConversationEntries` + `buildHistoryContext`,
+/// shared by every API that folds a conversation.
+pub fn conversation_message(entries: &[Entry]) -> String {
     let Some(current) = entries.iter().rposition(|e| e.role != Role::Assistant).or(entries.len().checked_sub(1)) else {
         return String::new();
     };

@@ -8,8 +8,10 @@ use std::borrow::Cow;
 use super::body::{Any, Body, BodyFields, Json, Message};
 use super::json_error;
 use super::prompt::{self, Prompt};
-use super::route::{self, AgentTarget, SessionChoice};
-use crate::error::ChatError;
+pub use crate::api::route::RouteHeaders;
+use crate::api::route::{self, AgentTarget, SessionChoice};
+use crate::error::ApiError;
+use crate::gateway::{Attachment, ModelOverride};
 
 pub const MISSING_USER_MESSAGE: &str = "Missing user message in `messages`.";
 pub const TOOLS_UNSUPPORTED: &str =
@@ -27,21 +29,14 @@ pub struct ChatTurn {
     pub prompt: Prompt,
     /// The run's source channel (`webchat` unless the header names another).
     pub channel: String,
-}
-
-/// Headers the route reads.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct RouteHeaders<'a> {
-    pub agent_id: Option<&'a str>,
-    pub session_key: Option<&'a str>,
-    /// `x-openclaw-model`: a backend model override the native method cannot carry.
-    pub model_override: Option<&'a str>,
-    /// `x-openclaw-message-channel`.
-    pub message_channel: Option<&'a str>,
+    /// Images of the active user turn, as native attachments.
+    pub attachments: Vec<Attachment>,
+    /// `x-openclaw-model`.
+    pub model_override: Option<ModelOverride>,
 }
 
 /// Decodes and validates a request body into a turn.
-pub fn parse(body: &[u8], headers: RouteHeaders<'_>) -> Result<ChatTurn, ChatError> {
+pub fn parse(body: &[u8], headers: RouteHeaders<'_>) -> Result<ChatTurn, ApiError> {
     // `from_utf8` first: `from_utf8_lossy` checks a valid body ~3x slower.
     let text = std::str::from_utf8(body).map_or_else(|_| String::from_utf8_lossy(body), Cow::Borrowed);
     validate(&decode(&text)?, headers)
@@ -51,10 +46,16 @@ pub fn parse(body: &[u8], headers: RouteHeaders<'_>) -> Result<ChatTurn, ChatErr
 /// become U+FFFD, done by the caller), JS-trimmed, an empty body is `{}`, and
 /// a parse failure is a 400 carrying V8's `JSON.parse` message. The result
 /// borrows from `text`.
-pub fn decode(text: &str) -> Result<Body<'_>, ChatError> {
+pub fn decode(text: &str) -> Result<Body<'_>, ApiError> {
+    decode_json(text, || Json::Obj(BodyFields::default()))
+}
+
+/// Decodes a JSON request body the gateway's way into any type: `empty`
+/// stands for an empty body, errors carry V8's `JSON.parse` wording.
+pub fn decode_json<'a, T: serde::Deserialize<'a>>(text: &'a str, empty: impl FnOnce() -> T) -> Result<T, ApiError> {
     let text = prompt::js_trim(text);
     if text.is_empty() {
-        return Ok(Json::Obj(BodyFields::default()));
+        return Ok(empty());
     }
     serde_json::from_str(text).map_err(|e| {
         let message = json_error::v8_message(text).unwrap_or_else(|| match e.classify() {
@@ -65,14 +66,14 @@ pub fn decode(text: &str) -> Result<Body<'_>, ChatError> {
             }
             _ => "Unexpected end of JSON input".to_string(),
         });
-        ChatError::InvalidRequest(message)
+        ApiError::InvalidRequest(message)
     })
 }
 
 /// Validates the decoded body into a turn, in the built-in endpoint's order:
 /// the schema (first failing field in schema order), token caps, `response_format`,
 /// `stop`, sampling ranges, agent, session, tools, images, then the prompt.
-pub fn validate(body: &Body<'_>, headers: RouteHeaders<'_>) -> Result<ChatTurn, ChatError> {
+pub fn validate(body: &Body<'_>, headers: RouteHeaders<'_>) -> Result<ChatTurn, ApiError> {
     let Json::Obj(obj) = body else {
         return Err(invalid(format!(": Invalid input: expected object, received {}", body.type_name())));
     };
@@ -83,10 +84,8 @@ pub fn validate(body: &Body<'_>, headers: RouteHeaders<'_>) -> Result<ChatTurn, 
     let model = obj.model.as_ref().and_then(Json::as_str);
     let agent = route::agent_target(headers.agent_id, model)?;
     let user = obj.user.as_ref().and_then(Json::as_str);
-    let session = route::session_choice(headers.session_key, user)?;
-    if headers.model_override.is_some_and(|m| !m.trim().is_empty()) {
-        return Err(invalid(MODEL_OVERRIDE_UNSUPPORTED.into()));
-    }
+    let session = route::session_choice("openai", headers.session_key, user)?;
+    let model_override = route::model_override(headers.model_override)?;
     checks::tools(obj)?;
     let messages: &[Message] = obj.messages.as_ref().and_then(Json::as_arr).unwrap_or(&[]);
     checks::images(messages)?;
@@ -110,26 +109,26 @@ pub fn validate(body: &Body<'_>, headers: RouteHeaders<'_>) -> Result<ChatTurn, 
         session,
         prompt,
         channel: message_channel(headers.message_channel),
+        attachments: Vec::new(),
+        model_override,
     })
 }
 
 /// `normalizeMessageChannel(header) ?? "webchat"`: a channel id is a
 /// lowercase token; anything else falls back to `webchat`.
-fn message_channel(header: Option<&str>) -> String {
+pub fn message_channel(header: Option<&str>) -> String {
     match header.map(prompt::js_trim).map(str::to_lowercase) {
         Some(c) if !c.is_empty() && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') => c,
         _ => "webchat".to_string(),
     }
 }
 
-pub const MODEL_OVERRIDE_UNSUPPORTED: &str =
-    "`x-openclaw-model` is not supported through clawbridge: the gateway's native `agent` method does not take a model override from this client.";
 pub const INVALID_IMAGE: &str = "Invalid image_url content in `messages`.";
 pub const IMAGES_UNSUPPORTED: &str =
     "`image_url` content is not supported through clawbridge yet; send text parts only.";
 
-fn invalid(message: String) -> ChatError {
-    ChatError::InvalidRequest(message)
+fn invalid(message: String) -> ApiError {
+    ApiError::InvalidRequest(message)
 }
 
 /// The built-in's zod schema (zod 4): one message, for the first failing
@@ -149,7 +148,7 @@ mod schema {
     }
 
     /// `want` is zod's type name (`string`, `boolean`, `number`, `array`, `object`).
-    fn expect<O, E>(field: Option<&Json<'_, O, E>>, path: &str, kind: Kind, want: &str) -> Result<(), ChatError> {
+    fn expect<O, E>(field: Option<&Json<'_, O, E>>, path: &str, kind: Kind, want: &str) -> Result<(), ApiError> {
         match (field, kind) {
             (None, _) | (Some(Json::Null), Kind::Nullish) => Ok(()),
             (Some(v), _) if v.type_name() == want => Ok(()),
@@ -157,7 +156,7 @@ mod schema {
         }
     }
 
-    fn positive_int(field: Option<&Any<'_>>, key: &str) -> Result<(), ChatError> {
+    fn positive_int(field: Option<&Any<'_>>, key: &str) -> Result<(), ApiError> {
         expect(field, key, Kind::Nullish, "number")?;
         let Some(n) = field.and_then(Json::as_f64) else {
             return Ok(());
@@ -174,7 +173,7 @@ mod schema {
         Ok(())
     }
 
-    pub fn check(obj: &BodyFields<'_>) -> Result<(), ChatError> {
+    pub fn check(obj: &BodyFields<'_>) -> Result<(), ApiError> {
         use Kind::*;
         expect(obj.model.as_ref(), "model", Optional, "string")?;
         expect(obj.stream.as_ref(), "stream", Nullish, "boolean")?;
@@ -208,7 +207,7 @@ mod checks {
         field.as_ref().filter(|v| !v.is_null())
     }
 
-    pub fn response_format(obj: &BodyFields<'_>) -> Result<(), ChatError> {
+    pub fn response_format(obj: &BodyFields<'_>) -> Result<(), ApiError> {
         let Some(v) = present(&obj.response_format) else {
             return Ok(());
         };
@@ -223,7 +222,7 @@ mod checks {
         }
     }
 
-    pub fn stop(obj: &BodyFields<'_>) -> Result<(), ChatError> {
+    pub fn stop(obj: &BodyFields<'_>) -> Result<(), ApiError> {
         let stops: Vec<&str> = match present(&obj.stop) {
             Some(Json::Str(s)) => vec![s],
             Some(Json::Arr(a)) => a.iter().filter_map(Json::as_str).collect(),
@@ -241,7 +240,7 @@ mod checks {
     /// `validateOpenAiSamplingParams`; bounds are inclusive. The native
     /// `agent` method takes none of these, so they are validated identically
     /// and then not forwarded (see README).
-    pub fn sampling(obj: &BodyFields<'_>) -> Result<(), ChatError> {
+    pub fn sampling(obj: &BodyFields<'_>) -> Result<(), ApiError> {
         for (field, key, min, max, label) in [
             (&obj.temperature, "temperature", 0.0, 2.0, "0 and 2"),
             (&obj.top_p, "top_p", 0.0, 1.0, "0 and 1"),
@@ -265,7 +264,7 @@ mod checks {
     /// Client tools cannot reach the agent over the native protocol: a
     /// non-empty `tools` is refused, never silently dropped. `tool_choice`
     /// without tools is validated as the built-in validates it.
-    pub fn tools(obj: &BodyFields<'_>) -> Result<(), ChatError> {
+    pub fn tools(obj: &BodyFields<'_>) -> Result<(), ApiError> {
         if obj.tools.as_ref().and_then(Json::as_arr).is_some_and(|t| !t.is_empty()) {
             return Err(invalid(TOOLS_UNSUPPORTED.into()));
         }
@@ -303,7 +302,7 @@ mod checks {
     /// user/tool/function message, if it is a user message). Invalid ones get
     /// the built-in's 400; valid `data:` images are refused clearly instead
     /// of being dropped, as the native method takes no image content here.
-    pub fn images(messages: &[Message<'_>]) -> Result<(), ChatError> {
+    pub fn images(messages: &[Message<'_>]) -> Result<(), ApiError> {
         fn role<'v>(m: &'v Message<'_>) -> Option<&'v str> {
             m.as_obj()?.role.as_ref().and_then(Json::as_str).map(prompt::js_trim)
         }
@@ -357,11 +356,11 @@ mod tests {
 
     use serde_json::Value;
 
-    fn turn(v: Value) -> Result<ChatTurn, ChatError> {
+    fn turn(v: Value) -> Result<ChatTurn, ApiError> {
         parse(v.to_string().as_bytes(), RouteHeaders::default())
     }
 
-    fn decode(body: &[u8]) -> Result<(), ChatError> {
+    fn decode(body: &[u8]) -> Result<(), ApiError> {
         super::decode(&String::from_utf8_lossy(body)).map(drop)
     }
 
@@ -370,7 +369,7 @@ mod tests {
         msg(parse(body, RouteHeaders::default()))
     }
 
-    fn msg(r: Result<ChatTurn, ChatError>) -> String {
+    fn msg(r: Result<ChatTurn, ApiError>) -> String {
         r.unwrap_err().message().to_string()
     }
 

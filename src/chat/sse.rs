@@ -12,10 +12,6 @@ pub struct ChunkEncoder {
     prefix: Vec<u8>,
 }
 
-pub const DONE: &[u8] = b"data: [DONE]\n\n";
-/// SSE comment sent during silence so idle-timeout proxies keep the stream.
-pub const KEEPALIVE: &[u8] = b": ping\n\n";
-
 impl ChunkEncoder {
     pub fn new(id: &str, created: u64, model: &str) -> Self {
         let mut prefix = Vec::with_capacity(96 + id.len() + model.len());
@@ -77,6 +73,7 @@ fn json_str(buf: &mut BytesMut, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::turn::driver::DONE;
 
     fn captured_chunks() -> Vec<String> {
         let path = format!("{}/tests/fixtures/builtin-stream-include-usage.txt", env!("CARGO_MANIFEST_DIR"));

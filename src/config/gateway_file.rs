@@ -32,6 +32,8 @@ pub struct RateLimit {
 #[derive(Debug, Clone)]
 pub struct GatewayFile {
     pub chat_completions_enabled: bool,
+    /// `gateway.http.endpoints.responses.enabled` (off by default).
+    pub responses_enabled: bool,
     pub auth_mode: AuthMode,
     pub secret: Option<Secret>,
     pub rate_limit: RateLimit,
@@ -54,13 +56,15 @@ impl GatewayFile {
     }
 
     fn from_value(root: &Value, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let enabled = match lookup(root, "gateway.http.endpoints.chatCompletions.enabled") {
-            None => false,
-            Some(Value::Bool(b)) => *b,
-            Some(other) => {
-                return Err(type_error("gateway.http.endpoints.chatCompletions.enabled", "a boolean", other))
+        let flag = |key: &str| -> Result<bool, ConfigError> {
+            match lookup(root, key) {
+                None => Ok(false),
+                Some(Value::Bool(b)) => Ok(*b),
+                Some(other) => Err(type_error(key, "a boolean", other)),
             }
         };
+        let enabled = flag("gateway.http.endpoints.chatCompletions.enabled")?;
+        let responses_enabled = flag("gateway.http.endpoints.responses.enabled")?;
         let text = |key: &str| -> Result<Option<String>, ConfigError> {
             match lookup(root, key) {
                 None => Ok(None),
@@ -95,6 +99,7 @@ impl GatewayFile {
         .map(Secret::new);
         Ok(GatewayFile {
             chat_completions_enabled: enabled,
+            responses_enabled,
             auth_mode: mode,
             secret,
             rate_limit: rate_limit(root)?,

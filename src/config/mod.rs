@@ -31,7 +31,8 @@ impl ConfigError {
     }
 }
 
-/// `inherit` follows `gateway.http.endpoints.chatCompletions.enabled`.
+/// `inherit` follows the gateway's own switch for the route
+/// (`gateway.http.endpoints.chatCompletions.enabled` / `.responses.enabled`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ChatSwitch {
@@ -55,6 +56,7 @@ struct FileConfig {
     upstream: Option<String>,
     admin_listen: Option<String>,
     chat_completions: Option<ChatSwitch>,
+    responses: Option<ChatSwitch>,
     openclaw_config: Option<PathBuf>,
     log_format: Option<LogFormat>,
     threads: Option<usize>,
@@ -129,6 +131,7 @@ pub struct Config {
     pub upstream: String,
     pub admin_listen: SocketAddr,
     pub chat_switch: ChatSwitch,
+    pub responses_switch: ChatSwitch,
     pub openclaw_config: PathBuf,
     pub gateway: GatewayFile,
     pub log_format: LogFormat,
@@ -145,6 +148,20 @@ impl Config {
             ChatSwitch::Off => false,
             ChatSwitch::Inherit => self.gateway.chat_completions_enabled,
         }
+    }
+
+    /// Whether clawbridge serves `/v1/responses` itself.
+    pub fn responses_enabled(&self) -> bool {
+        match self.responses_switch {
+            ChatSwitch::On => true,
+            ChatSwitch::Off => false,
+            ChatSwitch::Inherit => self.gateway.responses_enabled,
+        }
+    }
+
+    /// The owned routes that are switched on (models follow either).
+    pub fn routes(&self) -> crate::ingress::Routes {
+        crate::ingress::Routes { chat_completions: self.chat_enabled(), responses: self.responses_enabled() }
     }
 
     /// Loads the YAML (if given), applies env from `env`, reads the gateway file.
@@ -174,6 +191,10 @@ impl Config {
         let chat_switch = match get("CLAWBRIDGE_CHAT_COMPLETIONS") {
             Some(v) => parse_enum::<ChatSwitch>("CLAWBRIDGE_CHAT_COMPLETIONS", &v, "inherit, on or off")?,
             None => f.chat_completions.unwrap_or(ChatSwitch::Inherit),
+        };
+        let responses_switch = match get("CLAWBRIDGE_RESPONSES") {
+            Some(v) => parse_enum::<ChatSwitch>("CLAWBRIDGE_RESPONSES", &v, "inherit, on or off")?,
+            None => f.responses.unwrap_or(ChatSwitch::Inherit),
         };
         let log_format = match get("CLAWBRIDGE_LOG_FORMAT") {
             Some(v) => parse_enum::<LogFormat>("CLAWBRIDGE_LOG_FORMAT", &v, "text or json")?,
@@ -314,6 +335,7 @@ impl Config {
             upstream,
             admin_listen,
             chat_switch,
+            responses_switch,
             openclaw_config,
             gateway,
             log_format,
@@ -321,7 +343,7 @@ impl Config {
             grace_period: Duration::from_secs(grace),
             limits,
         };
-        if cfg.chat_enabled() {
+        if cfg.routes().any() {
             cfg.gateway.require_secret()?;
         }
         Ok(cfg)

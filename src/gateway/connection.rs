@@ -24,7 +24,7 @@ use super::decode::{self, AgentData, Payload};
 use super::frames::{self, AgentResPayload, HelloOk, InFrame};
 use super::rotation::{self, Rotation};
 use super::run_events::{RunSender, SendError};
-use super::{Command, Credentials, Cut, Finish, Gateway, GatewaySettings, LinkState, RunEvent};
+use super::{CallError, CallReply, Command, Credentials, Cut, Finish, Gateway, GatewaySettings, LinkState, RunEvent};
 use crate::metrics;
 
 pub(super) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -79,11 +79,15 @@ pub fn channel(settings: GatewaySettings, hooks: LinkHooks) -> (Gateway, Driver)
     (handle, Driver { settings, hooks, commands: rx, state: state_tx })
 }
 
-/// A run the task is tracking.
-pub(super) struct Slot {
-    events: RunSender,
-    accepted: bool,
+/// What the task is waiting on, by request id: a run's frames, or the
+/// one answer of a call (`agents.list` and the like).
+pub(super) enum Slot {
+    Run { events: RunSender, accepted: bool },
+    Call(CallReply),
 }
+
+/// Most calls waiting for their answer on one link; more are refused.
+const MAX_CALLS: usize = 1024;
 
 pub(super) type Runs = HashMap<Arc<str>, Slot>;
 
@@ -132,7 +136,14 @@ impl Down {
     /// Tells every run in `runs` it was lost.
     pub(super) fn cut_all(&self, runs: &mut Runs) {
         for (_, slot) in runs.drain() {
-            let _ = slot.events.send(RunEvent::Cut(Box::new(Cut::LinkLost(self.client.clone()))));
+            match slot {
+                Slot::Run { events, .. } => {
+                    let _ = events.send(RunEvent::Cut(Box::new(Cut::LinkLost(self.client.clone()))));
+                }
+                Slot::Call(reply) => {
+                    let _ = reply.send(Err(CallError::LinkLost(self.client.clone())));
+                }
+            }
         }
     }
 }
@@ -198,6 +209,9 @@ async fn run(
                     None => return,
                     Some(Command::Start { events, .. }) => {
                         let _ = events.send(RunEvent::Cut(Box::new(Cut::LinkLost(down.client.clone()))));
+                    }
+                    Some(Command::Call { reply, .. }) => {
+                        let _ = reply.send(Err(CallError::LinkLost(down.client.clone())));
                     }
                     // A run lost with the link may still be running on the
                     // gateway: abort it once a link is back.
@@ -380,7 +394,20 @@ async fn serve(
                         let _ = events.send(RunEvent::Cut(Box::new(Cut::LinkLost(down.client.clone()))));
                         break Some(down);
                     }
-                    runs.insert(run_id, Slot { events, accepted: false });
+                    runs.insert(run_id, Slot::Run { events, accepted: false });
+                }
+                Some(Command::Call { id, frame, reply }) => {
+                    let calls = runs.values().filter(|s| matches!(s, Slot::Call(_))).count();
+                    if calls >= MAX_CALLS || frame.len() > link.max_payload {
+                        let _ = reply.send(Err(CallError::Refused));
+                        continue;
+                    }
+                    if let Err(e) = link.ws.send(Message::Text(frame.into())).await {
+                        let down = Down::new(format!("send call: {e}"));
+                        let _ = reply.send(Err(CallError::LinkLost(down.client.clone())));
+                        break Some(down);
+                    }
+                    runs.insert(id, Slot::Call(reply));
                 }
                 Some(Command::Abort { run_id, session_key }) => {
                     let frame = frames::abort_request(&format!("abort-{run_id}"), &session_key, &run_id);
@@ -481,28 +508,41 @@ pub(super) fn on_frame(text: &str, runs: &mut Runs) {
             let Some(id) = frame.id.as_deref() else {
                 return;
             };
-            let Some(slot) = runs.get_mut(id) else { return };
+            let accepted = match runs.get_mut(id) {
+                None => return,
+                Some(Slot::Run { accepted, .. }) => accepted,
+                Some(Slot::Call(_)) => {
+                    let Some(Slot::Call(reply)) = runs.remove(id) else { unreachable!() };
+                    let answer = match (frame.ok, payload) {
+                        (Some(true), Payload::Raw(p)) => Ok(p.get().to_string()),
+                        (Some(true), _) => Ok("null".to_string()),
+                        _ => Err(CallError::Gateway(frame.error.unwrap_or_default())),
+                    };
+                    let _ = reply.send(answer);
+                    return;
+                }
+            };
             let payload: Option<AgentResPayload> = match payload {
                 Payload::Raw(p) => serde_json::from_str(p.get()).ok(),
                 _ => None,
             };
             let status = payload.as_ref().map(|p| p.status.as_str()).unwrap_or("");
-            if frame.ok == Some(true) && !slot.accepted && (status == "accepted" || status == "in_flight") {
-                slot.accepted = true;
+            if frame.ok == Some(true) && !*accepted && (status == "accepted" || status == "in_flight") {
+                *accepted = true;
                 let p = payload.unwrap_or_else(empty_payload);
                 let event =
                     RunEvent::Accepted(Box::new(super::Accepted { session_key: p.session_key, agent_id: p.agent_id }));
                 deliver(runs, id, event);
                 return;
             }
-            let was_accepted = slot.accepted;
-            let slot = runs.remove(id).expect("present");
+            let was_accepted = *accepted;
+            let Some(Slot::Run { events, .. }) = runs.remove(id) else { unreachable!() };
             let event = if frame.ok != Some(true) && !was_accepted && payload.is_none() {
                 RunEvent::Rejected(Box::new(frame.error.unwrap_or_default()))
             } else {
                 RunEvent::Finished(Box::new(finish(frame.ok == Some(true), payload, frame.error)))
             };
-            let _ = slot.events.send(event);
+            let _ = events.send(event);
         }
         _ => {}
     }
@@ -525,9 +565,12 @@ pub(super) fn on_oversized(text: &str, runs: &mut Runs, limit: usize) {
     };
     let slot = run.as_deref().and_then(|id| runs.remove(id).map(|slot| (id, slot)));
     match slot {
-        Some((run_id, slot)) => {
+        Some((run_id, Slot::Run { events, .. })) => {
             tracing::warn!(run_id = %run_id, bytes = text.len(), limit, "gateway frame over limits.max_frame_bytes; stopping its run");
-            let _ = slot.events.send(RunEvent::Cut(Box::new(Cut::FrameTooLarge { bytes: text.len(), limit })));
+            let _ = events.send(RunEvent::Cut(Box::new(Cut::FrameTooLarge { bytes: text.len(), limit })));
+        }
+        Some((_, Slot::Call(reply))) => {
+            let _ = reply.send(Err(CallError::Refused));
         }
         None => tracing::warn!(bytes = text.len(), limit, "dropping a gateway frame over limits.max_frame_bytes"),
     }
@@ -536,20 +579,20 @@ pub(super) fn on_oversized(text: &str, runs: &mut Runs, limit: usize) {
 /// Hands an event to its run; a reader that fell behind is cut loose and
 /// its run aborted, so one slow client cannot stall the shared link.
 fn deliver(runs: &mut Runs, run_id: &str, event: RunEvent) {
-    let Some(slot) = runs.get(run_id) else { return };
-    match slot.events.send(event) {
+    let Some(Slot::Run { events, .. }) = runs.get(run_id) else { return };
+    match events.send(event) {
         Ok(()) => {}
         Err(SendError::Closed) => {
             runs.remove(run_id);
         }
         Err(SendError::OverLimit) => {
-            let slot = runs.remove(run_id).expect("present");
+            let Some(Slot::Run { events, .. }) = runs.remove(run_id) else { return };
             metrics::GATEWAY_FRAMES_DROPPED.with_label_values(&["slow_reader"]).inc();
             tracing::warn!(run_id = %run_id, "run reader fell behind; dropping the run");
             // Terminal events always fit. The session key is unknown here;
             // the handler, told why, sends the abort itself.
-            let limit = slot.events.limit();
-            let _ = slot.events.send(RunEvent::Cut(Box::new(Cut::SlowReader { limit })));
+            let limit = events.limit();
+            let _ = events.send(RunEvent::Cut(Box::new(Cut::SlowReader { limit })));
         }
     }
 }

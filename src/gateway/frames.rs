@@ -1,5 +1,5 @@
 //! Wire frames of the gateway's native WebSocket protocol: what clawbridge sends
-//! (`connect`, `agent`, `chat.abort` requests) and the borrowed views it decodes
+//! (`connect`, `chat.abort` and call requests; `agent` is `run_request.rs`) and the borrowed views it decodes
 //! (responses, `agent` events). Pure serde, no IO; shapes follow
 //! `../shared/spec/captures/ws-*.jsonl`.
 
@@ -89,30 +89,6 @@ pub fn connect_request(id: &str, secret_kind: SecretKind, secret: &str, instance
     request(id, "connect", &params)
 }
 
-/// Parameters of the native `agent` method that clawbridge fills in. The
-/// server-side schema (`AgentParamsSchema`) is closed; these are a subset.
-#[derive(Debug, Serialize)]
-pub struct AgentParams<'a> {
-    pub message: &'a str,
-    #[serde(rename = "agentId", skip_serializing_if = "Option::is_none")]
-    pub agent_id: Option<&'a str>,
-    #[serde(rename = "sessionKey")]
-    pub session_key: &'a str,
-    #[serde(rename = "extraSystemPrompt", skip_serializing_if = "Option::is_none")]
-    pub extra_system_prompt: Option<&'a str>,
-    pub deliver: bool,
-    /// The turn's source channel: `webchat`, as the built-in endpoint's
-    /// `messageChannel`, unless `x-openclaw-message-channel` names another.
-    pub channel: &'a str,
-    /// Becomes the run id on the gateway.
-    #[serde(rename = "idempotencyKey")]
-    pub idempotency_key: &'a str,
-}
-
-pub fn agent_request(id: &str, params: &AgentParams<'_>) -> String {
-    request(id, "agent", params)
-}
-
 /// `chat.abort {sessionKey, runId}`: aborts one run (works for `agent` runs).
 pub fn abort_request(id: &str, session_key: &str, run_id: &str) -> String {
     #[derive(Serialize)]
@@ -125,7 +101,7 @@ pub fn abort_request(id: &str, session_key: &str, run_id: &str) -> String {
     request(id, "chat.abort", &Params { session_key, run_id })
 }
 
-fn request<P: Serialize>(id: &str, method: &str, params: &P) -> String {
+pub(super) fn request<P: Serialize>(id: &str, method: &str, params: &P) -> String {
     #[derive(Serialize)]
     struct Req<'a, P> {
         #[serde(rename = "type")]
@@ -377,25 +353,7 @@ mod tests {
     }
 
     #[test]
-    fn agent_and_abort_frames() {
-        let f = agent_request(
-            "r1",
-            &AgentParams {
-                message: "hi",
-                agent_id: Some("main"),
-                session_key: "agent:main:openai:x",
-                extra_system_prompt: None,
-                deliver: false,
-                channel: "webchat",
-                idempotency_key: "chatcmpl_1",
-            },
-        );
-        let v: Value = serde_json::from_str(&f).unwrap();
-        assert_eq!(
-            v,
-            json!({"type":"req","id":"r1","method":"agent","params":{"message":"hi","agentId":"main",
-                "sessionKey":"agent:main:openai:x","deliver":false,"channel":"webchat","idempotencyKey":"chatcmpl_1"}})
-        );
+    fn abort_frame() {
         let a: Value = serde_json::from_str(&abort_request("a1", "s", "r")).unwrap();
         assert_eq!(a, json!({"type":"req","id":"a1","method":"chat.abort","params":{"sessionKey":"s","runId":"r"}}));
     }

@@ -9,13 +9,15 @@ pub mod decode;
 pub mod frames;
 mod rotation;
 mod run_events;
+pub mod run_request;
 
 pub use run_events::RunEvents;
+pub use run_request::{Attachment, ModelOverride, RunRequest};
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 pub use connection::{channel, Driver, LinkHooks};
 pub use frames::{AssistantData, ErrorShape, LifecycleData, RunUsage};
@@ -147,6 +149,25 @@ pub struct Finish {
 pub(crate) enum Command {
     Start { run_id: Arc<str>, frame: String, events: run_events::RunSender },
     Abort { run_id: Arc<str>, session_key: Arc<str> },
+    Call { id: Arc<str>, frame: String, reply: CallReply },
+}
+
+/// Where the answer of a call goes: its `payload` as raw JSON.
+pub(crate) type CallReply = oneshot::Sender<Result<String, CallError>>;
+
+/// Why a call has no answer.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CallError {
+    /// The gateway answered `ok:false`.
+    #[error("gateway refused the call: {} {}", .0.code, .0.message)]
+    Gateway(ErrorShape),
+    #[error("{0}")]
+    LinkLost(Arc<str>),
+    /// Too many calls waiting, or a frame over the gateway's limit.
+    #[error("call not sent: too many calls waiting or request too large")]
+    Refused,
+    #[error("the gateway did not answer within {0:?}")]
+    Timeout(Duration),
 }
 
 /// Cloneable handle to the connection task.
@@ -169,6 +190,29 @@ impl Gateway {
         let (tx, rx) = run_events::channel(self.run_buffer_bytes);
         self.commands.send(Command::Start { run_id, frame, events: tx }).await.ok()?;
         Some(rx)
+    }
+
+    /// Calls a gateway method (`agents.list`, `models.list` …) on the link
+    /// and waits up to `wait` for its answer, decoded as `T`.
+    pub async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        method: &str,
+        params: &impl serde::Serialize,
+        wait: Duration,
+    ) -> Result<T, CallError> {
+        let id: Arc<str> = Arc::from(format!("call-{}", uuid::Uuid::new_v4()));
+        let frame = frames::request(&id, method, params);
+        let (reply, answer) = oneshot::channel();
+        let lost = || CallError::LinkLost("gateway task stopped".into());
+        self.commands.send(Command::Call { id, frame, reply }).await.map_err(|_| lost())?;
+        let raw = match tokio::time::timeout(wait, answer).await {
+            Err(_) => return Err(CallError::Timeout(wait)),
+            Ok(Err(_)) => return Err(lost()),
+            Ok(Ok(answer)) => answer?,
+        };
+        serde_json::from_str(&raw).map_err(|e| {
+            CallError::Gateway(ErrorShape { code: "DECODE".into(), message: format!("{method} answer: {e}") })
+        })
     }
 
     /// Sends `chat.abort` for the run and forgets it. Never blocks the caller:

@@ -1,4 +1,4 @@
-//! Downstream IO of the chat route on a Pingora session: reading the body
+//! Downstream IO of the owned routes on a Pingora session: reading the body
 //! within its size and time limits, and writing error, JSON and SSE
 //! responses with the headers the gateway sends. Nothing else.
 
@@ -7,7 +7,7 @@ use pingora::http::ResponseHeader;
 use pingora::protocols::http::ServerSession as Session;
 use std::time::Duration;
 
-use crate::error::ChatError;
+use crate::error::ApiError;
 
 /// Headers the gateway puts on every response of this route.
 const SECURITY_HEADERS: [(&str, &str); 3] = [
@@ -29,16 +29,16 @@ fn declared_length(session: &Session) -> Option<u64> {
 /// Reads the whole request body, refusing more than `limit` bytes (413), a
 /// body slower than `timeout` (408) or broken chunked framing (400, as
 /// Node's parser answers it).
-pub async fn read_body(session: &mut Session, limit: usize, timeout: Duration) -> Result<Bytes, ChatError> {
+pub async fn read_body(session: &mut Session, limit: usize, timeout: Duration) -> Result<Bytes, ApiError> {
     let declared = declared_length(session);
     if declared.is_some_and(|n| n > limit as u64) {
-        return Err(ChatError::PayloadTooLarge);
+        return Err(ApiError::PayloadTooLarge);
     }
     let mut buf = BytesMut::with_capacity(declared.unwrap_or(0).min(limit as u64) as usize);
     let read = async {
         while let Some(chunk) = session.read_request_body().await.map_err(|e| body_error(&e))? {
             if buf.len() + chunk.len() > limit {
-                return Err(ChatError::PayloadTooLarge);
+                return Err(ApiError::PayloadTooLarge);
             }
             buf.extend_from_slice(&chunk);
         }
@@ -50,19 +50,19 @@ pub async fn read_body(session: &mut Session, limit: usize, timeout: Duration) -
             Ok(buf.freeze())
         }
         Ok(Err(e)) => Err(e),
-        Err(_) => Err(ChatError::BodyTimeout),
+        Err(_) => Err(ApiError::BodyTimeout),
     }
 }
 
 /// A failed body read: a timeout (408), the client gone (its connection
 /// already answered by the connection guard, or closed), or bytes that are
 /// not a body (400).
-fn body_error(e: &pingora::Error) -> ChatError {
+fn body_error(e: &pingora::Error) -> ApiError {
     use pingora::ErrorType::{ConnectionClosed, ReadError, ReadTimedout};
     match e.etype() {
-        ReadTimedout => ChatError::BodyTimeout,
-        ConnectionClosed | ReadError => ChatError::ClientGone,
-        _ => ChatError::MalformedBody,
+        ReadTimedout => ApiError::BodyTimeout,
+        ConnectionClosed | ReadError => ApiError::ClientGone,
+        _ => ApiError::MalformedBody,
     }
 }
 
@@ -115,13 +115,13 @@ async fn write_whole(
 /// Writes `err` as a complete response. An unread request body is drained
 /// when small, so the connection stays usable; a large one, and 413/408 (as
 /// the gateway does it), close the connection.
-pub async fn write_error(session: &mut Session, err: &ChatError, keepalive: Duration) -> pingora::Result<()> {
+pub async fn write_error(session: &mut Session, err: &ApiError, keepalive: Duration) -> pingora::Result<()> {
     let (content_type, body) = err.body();
     let mut h = header(err.status(), content_type);
     for (k, v) in err.headers() {
         h.insert_header(k, v).expect("valid header");
     }
-    let closes = matches!(err, ChatError::PayloadTooLarge | ChatError::BodyTimeout | ChatError::MalformedBody);
+    let closes = matches!(err, ApiError::PayloadTooLarge | ApiError::BodyTimeout | ApiError::MalformedBody);
     if closes || !drain_small_body(session).await {
         session.set_keepalive(None);
     }
@@ -147,7 +147,17 @@ async fn drain_small_body(session: &mut Session) -> bool {
 
 /// Writes a complete `application/json` 200 response.
 pub async fn write_json(session: &mut Session, body: Vec<u8>, keepalive: Duration) -> pingora::Result<()> {
-    let h = header(200, "application/json; charset=utf-8");
+    write_json_status(session, 200, body, keepalive).await
+}
+
+/// Writes a complete `application/json` response with `status`.
+pub async fn write_json_status(
+    session: &mut Session,
+    status: u16,
+    body: Vec<u8>,
+    keepalive: Duration,
+) -> pingora::Result<()> {
+    let h = header(status, "application/json; charset=utf-8");
     write_whole(session, h, Bytes::from(body), keepalive).await
 }
 

@@ -74,6 +74,11 @@ impl StreamText {
         }
     }
 
+    /// What the client has been sent so far.
+    pub fn streamed(&self) -> &str {
+        &self.streamed
+    }
+
     /// Whether the stream could end now with what it sent: text went out,
     /// nothing is held back as provisional, nothing was revised.
     pub fn settled(&self) -> bool {

@@ -3,7 +3,7 @@
 //! gateway reports (`errorObservation.failoverReason`) picks the HTTP status
 //! and OpenAI error type; unclassified failures are `internal error`. Pure.
 
-use crate::error::ChatError;
+use crate::error::ApiError;
 use crate::gateway::{Finish, LifecycleData};
 
 /// `(status, type, message)` for a classified provider failure, or `None`.
@@ -41,18 +41,28 @@ fn compat(reason: &str, text: &str) -> Option<(u16, &'static str, String)> {
     Some((status, kind, message))
 }
 
-fn internal() -> ChatError {
-    ChatError::RunFailed { status: 500, kind: "api_error", message: "internal error".into() }
+/// How the gateway words a run on a model it does not know.
+const UNKNOWN_MODEL: &str = "Unknown model:";
+
+fn internal() -> ApiError {
+    ApiError::RunFailed { status: 500, kind: "api_error", message: "internal error".into() }
 }
 
 /// The run's final `res` failed (`ok:false`): a classified provider failure
 /// keeps its status; anything else is a 500 `internal error`.
-pub fn run_error(finish: &Finish, lifecycle: Option<&LifecycleData>) -> ChatError {
-    let reason = lifecycle.and_then(|l| l.error_observation.as_ref()).and_then(|o| o.failover_reason.as_deref());
+pub fn run_error(finish: &Finish, lifecycle: Option<&LifecycleData>) -> ApiError {
+    // An unknown override model fails the run before any lifecycle event;
+    // the gateway's own classification (`describeFailoverError`) calls it
+    // `model_not_found`.
+    let unknown_model = finish.error.as_ref().is_some_and(|e| e.message.starts_with(UNKNOWN_MODEL));
+    let reason = lifecycle
+        .and_then(|l| l.error_observation.as_ref())
+        .and_then(|o| o.failover_reason.as_deref())
+        .or(unknown_model.then_some("model_not_found"));
     let text =
         lifecycle.and_then(|l| l.error.as_deref()).or(finish.error.as_ref().map(|e| e.message.as_str())).unwrap_or("");
     match reason.and_then(|r| compat(r, text)) {
-        Some((status, kind, message)) => ChatError::RunFailed { status, kind, message },
+        Some((status, kind, message)) => ApiError::RunFailed { status, kind, message },
         None => internal(),
     }
 }
@@ -63,7 +73,7 @@ pub fn run_error(finish: &Finish, lifecycle: Option<&LifecycleData>) -> ChatErro
 pub fn stream_error(finish: &Finish, lifecycle: Option<&LifecycleData>) -> Option<(String, &'static str)> {
     if !finish.ok {
         return Some(match run_error(finish, lifecycle) {
-            ChatError::RunFailed { status: 500, .. } => match lifecycle.and_then(|l| l.error.as_deref()) {
+            ApiError::RunFailed { status: 500, .. } => match lifecycle.and_then(|l| l.error.as_deref()) {
                 Some(text) if !text.trim().is_empty() => (text.trim().to_string(), "api_error"),
                 _ => ("internal error".to_string(), "api_error"),
             },
@@ -79,7 +89,7 @@ pub fn stream_error(finish: &Finish, lifecycle: Option<&LifecycleData>) -> Optio
 }
 
 /// A run whose final `res` is `ok:true` but whose outcome was a failure.
-pub fn failed_ok(finish: &Finish) -> Option<ChatError> {
+pub fn failed_ok(finish: &Finish) -> Option<ApiError> {
     (finish.ok && finish.status == "error").then(internal)
 }
 
@@ -122,6 +132,19 @@ mod tests {
         let e = run_error(&failed(), None);
         assert_eq!((e.status(), e.message()), (500, "internal error"));
         assert_eq!(stream_error(&failed(), None), Some(("internal error".into(), "api_error")));
+    }
+
+    #[test]
+    fn an_unknown_override_model_is_not_found() {
+        let message = "Unknown model: nosuch/x. Run `openclaw models list --refresh --provider nosuch` to inspect this provider's model choices, then retry with a model supported by your account.";
+        let f = Finish {
+            ok: false,
+            status: "error".into(),
+            error: Some(ErrorShape { code: "UNAVAILABLE".into(), message: message.into() }),
+            ..Default::default()
+        };
+        let e = run_error(&f, None);
+        assert_eq!((e.status(), e.kind(), e.message()), (404, "invalid_request_error", message));
     }
 
     #[test]

@@ -1,9 +1,21 @@
 //! Which agent and which session a request runs in: the agent from
 //! `x-openclaw-agent-id` or `model`, the session from `x-openclaw-session-key`,
-//! `user`, or a fresh uuid. Pure; mirrors `http-utils.ts` of the gateway.
+//! `user`, or a fresh uuid; the same for every API. Pure; mirrors `http-utils.ts` of the gateway.
 
-use super::prompt::js_trim;
-use crate::error::ChatError;
+pub use crate::chat::prompt::js_trim;
+use crate::error::ApiError;
+
+/// The routing headers, as text (decoded as Node decodes header bytes).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RouteHeaders<'a> {
+    /// `x-openclaw-agent-id`, else `x-openclaw-agent`.
+    pub agent_id: Option<&'a str>,
+    pub session_key: Option<&'a str>,
+    /// `x-openclaw-model`: a provider/model override for the run.
+    pub model_override: Option<&'a str>,
+    /// `x-openclaw-message-channel`.
+    pub message_channel: Option<&'a str>,
+}
 
 /// Agent ids are at most 64 characters of `[a-z0-9_-]`, starting alphanumeric.
 const MAX_AGENT_ID: usize = 64;
@@ -25,20 +37,36 @@ impl AgentTarget {
     }
 }
 
+pub const INVALID_MODEL_OVERRIDE: &str = "Invalid `x-openclaw-model`.";
+
+/// `x-openclaw-model` as `parseModelRef` reads it: `provider/model`, or a
+/// bare model of the agent's default provider; blank is no override.
+pub fn model_override(header: Option<&str>) -> Result<Option<crate::gateway::ModelOverride>, ApiError> {
+    let Some(raw) = header.map(js_trim).filter(|h| !h.is_empty()) else { return Ok(None) };
+    let (provider, model) = match raw.split_once('/') {
+        Some((p, m)) => (Some(js_trim(p)), js_trim(m)),
+        None => (None, raw),
+    };
+    if model.is_empty() || provider.is_some_and(str::is_empty) {
+        return Err(ApiError::InvalidRequest(INVALID_MODEL_OVERRIDE.into()));
+    }
+    Ok(Some(crate::gateway::ModelOverride { provider: provider.map(str::to_string), model: model.to_string() }))
+}
+
 pub const INVALID_MODEL: &str = "Invalid `model`. Use `openclaw` or `openclaw/<agentId>`.";
 pub const RESERVED_SESSION: &str = "`x-openclaw-session-key` cannot use reserved internal session namespaces.";
 
-pub fn unknown_agent(id: &str) -> ChatError {
-    ChatError::InvalidRequest(format!("Unknown agent '{id}'."))
+pub fn unknown_agent(id: &str) -> ApiError {
+    ApiError::InvalidRequest(format!("Unknown agent '{id}'."))
 }
 
 /// Resolves the agent as `resolveAgentIdForRequest` does: an invalid `model`
 /// is refused first, then the header wins, then the model names the agent.
-pub fn agent_target(header: Option<&str>, model: Option<&str>) -> Result<AgentTarget, ChatError> {
+pub fn agent_target(header: Option<&str>, model: Option<&str>) -> Result<AgentTarget, ApiError> {
     let model = model.map(js_trim).filter(|m| !m.is_empty());
     if let Some(m) = model {
         if !is_agent_model(m) {
-            return Err(ChatError::InvalidRequest(INVALID_MODEL.into()));
+            return Err(ApiError::InvalidRequest(INVALID_MODEL.into()));
         }
     }
     if let Some(raw) = header.map(js_trim).filter(|h| !h.is_empty()) {
@@ -58,12 +86,12 @@ pub fn agent_target(header: Option<&str>, model: Option<&str>) -> Result<AgentTa
 }
 
 /// `openclaw`, `openclaw/default`, `openclaw[:/]<id>` or `agent:<id>`, any case.
-fn is_agent_model(m: &str) -> bool {
+pub fn is_agent_model(m: &str) -> bool {
     let lower = m.to_lowercase();
     lower == "openclaw" || lower == "openclaw/default" || agent_suffix(m).is_some()
 }
 
-fn agent_suffix(m: &str) -> Option<&str> {
+pub fn agent_suffix(m: &str) -> Option<&str> {
     let prefix_len = ["openclaw/", "openclaw:", "agent:"]
         .iter()
         .find(|p| m.len() >= p.len() && m.is_char_boundary(p.len()) && m[..p.len()].eq_ignore_ascii_case(p))?
@@ -101,17 +129,18 @@ impl SessionChoice {
     }
 }
 
-/// Resolves the session as `resolveSessionKey` does.
-pub fn session_choice(header: Option<&str>, user: Option<&str>) -> Result<SessionChoice, ChatError> {
+/// Resolves the session as `resolveSessionKey` does; `prefix` names the
+/// API (`openai` for chat, `openresponses` for responses).
+pub fn session_choice(prefix: &str, header: Option<&str>, user: Option<&str>) -> Result<SessionChoice, ApiError> {
     if let Some(key) = header.map(js_trim).filter(|k| !k.is_empty()) {
         if is_reserved(key) {
-            return Err(ChatError::InvalidRequest(RESERVED_SESSION.into()));
+            return Err(ApiError::InvalidRequest(RESERVED_SESSION.into()));
         }
         return Ok(SessionChoice::Explicit(key.to_string()));
     }
     let main_key = match user.map(js_trim).filter(|u| !u.is_empty()) {
-        Some(user) => format!("openai-user:{}", user.to_lowercase()),
-        None => format!("openai:{}", uuid::Uuid::new_v4()),
+        Some(user) => format!("{prefix}-user:{}", user.to_lowercase()),
+        None => format!("{prefix}:{}", uuid::Uuid::new_v4()),
     };
     Ok(SessionChoice::Derived { main_key })
 }
@@ -158,7 +187,7 @@ mod tests {
         {
             assert_eq!(
                 agent_target(None, Some(bad)).unwrap_err(),
-                ChatError::InvalidRequest(INVALID_MODEL.into()),
+                ApiError::InvalidRequest(INVALID_MODEL.into()),
                 "{bad}"
             );
         }
@@ -168,7 +197,7 @@ mod tests {
     fn invalid_model_beats_header_and_header_beats_model() {
         assert_eq!(
             agent_target(Some("main"), Some("gpt-4o")).unwrap_err(),
-            ChatError::InvalidRequest(INVALID_MODEL.into())
+            ApiError::InvalidRequest(INVALID_MODEL.into())
         );
         assert_eq!(agent_target(Some("Ops"), Some("openclaw/main")).unwrap(), named("ops"));
         assert_eq!(agent_target(Some(" a b "), None).unwrap_err(), unknown_agent("a b"));
@@ -176,25 +205,40 @@ mod tests {
     }
 
     #[test]
+    fn model_overrides() {
+        let parsed = |h: &str| model_override(Some(h)).map(|o| o.map(|o| (o.provider, o.model)));
+        assert_eq!(parsed("fake/other").unwrap(), Some((Some("fake".into()), "other".into())));
+        assert_eq!(parsed(" fake-model ").unwrap(), Some((None, "fake-model".into())));
+        assert_eq!(parsed("a/b/c").unwrap(), Some((Some("a".into()), "b/c".into())));
+        assert_eq!(parsed("  ").unwrap(), None);
+        for bad in ["/x", "a/", " / "] {
+            assert_eq!(parsed(bad).unwrap_err().message(), INVALID_MODEL_OVERRIDE, "{bad}");
+        }
+    }
+
+    #[test]
     fn session_keys() {
-        assert_eq!(session_choice(Some(" k "), Some("u")).unwrap(), SessionChoice::Explicit("k".into()));
-        assert_eq!(session_choice(None, Some("Alice")).unwrap().key("main"), "agent:main:openai-user:alice");
-        assert_eq!(session_choice(None, Some("conv:ref-1")).unwrap().key("main"), "agent:main:openai-user:conv:ref-1");
-        let a = session_choice(None, None).unwrap().key("main");
-        let b = session_choice(None, Some("  ")).unwrap().key("main");
+        assert_eq!(session_choice("openai", Some(" k "), Some("u")).unwrap(), SessionChoice::Explicit("k".into()));
+        assert_eq!(session_choice("openai", None, Some("Alice")).unwrap().key("main"), "agent:main:openai-user:alice");
+        assert_eq!(
+            session_choice("openai", None, Some("conv:ref-1")).unwrap().key("main"),
+            "agent:main:openai-user:conv:ref-1"
+        );
+        let a = session_choice("openai", None, None).unwrap().key("main");
+        let b = session_choice("openai", None, Some("  ")).unwrap().key("main");
         assert!(a.starts_with("agent:main:openai:") && a.len() == "agent:main:openai:".len() + 36, "{a}");
         assert_ne!(a, b, "a fresh session every call");
         for reserved in
             ["subagent:x", "cron:x", "acp:x", "agent:main:subagent:x", "CRON:x", "Agent:Main:Cron:job", "harness:x"]
         {
             assert_eq!(
-                session_choice(Some(reserved), None).unwrap_err(),
-                ChatError::InvalidRequest(RESERVED_SESSION.into()),
+                session_choice("openai", Some(reserved), None).unwrap_err(),
+                ApiError::InvalidRequest(RESERVED_SESSION.into()),
                 "{reserved}"
             );
         }
         for fine in ["cron", "my-cron:x", "agent:main:k"] {
-            assert!(session_choice(Some(fine), None).is_ok(), "{fine}");
+            assert!(session_choice("openai", Some(fine), None).is_ok(), "{fine}");
         }
     }
 }

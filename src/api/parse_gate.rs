@@ -12,8 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::request::{self, ChatTurn, RouteHeaders};
-use crate::error::ChatError;
+use crate::error::ApiError;
 
 /// Bodies up to this size are parsed in place: ~0.3 ms of work, less than a
 /// thread hop would add to the hot path.
@@ -25,9 +24,6 @@ pub const QUEUE_WAIT: Duration = Duration::from_secs(10);
 
 /// The budget, counted in KiB so any body fits a semaphore's `u32` permits.
 const KIB: usize = 1024;
-
-/// Owned copies of the route headers, as they cross to the parse thread.
-pub type OwnedHeaders = [Option<String>; 4];
 
 pub struct ParseGate {
     budget_kib: u32,
@@ -55,12 +51,16 @@ impl ParseGate {
         }
     }
 
-    /// Parses `body` into a turn, with the same result wherever it runs.
-    pub async fn parse(&self, body: Bytes, headers: OwnedHeaders) -> Result<ChatTurn, ChatError> {
+    /// Parses `body` with `parse`, with the same result wherever it runs.
+    pub async fn parse<T: Send + 'static>(
+        &self,
+        body: Bytes,
+        parse: impl FnOnce(&[u8]) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
         if body.len() <= INLINE_MAX_BYTES {
-            return request::parse(&body, route(&headers));
+            return parse(&body);
         }
-        self.off_loop(body.len(), move || request::parse(&body, route(&headers))).await?
+        self.off_loop(body.len(), move || parse(&body)).await?
     }
 
     /// Runs `work` on `bytes` of input in place when they are few, else on a
@@ -70,7 +70,7 @@ impl ParseGate {
         &self,
         bytes: usize,
         work: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, ChatError> {
+    ) -> Result<T, ApiError> {
         if bytes <= INLINE_MAX_BYTES {
             return Ok(work());
         }
@@ -81,18 +81,18 @@ impl ParseGate {
         &self,
         bytes: usize,
         work: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, ChatError> {
+    ) -> Result<T, ApiError> {
         let permits = self.admit(bytes).await?;
         let job = tokio::task::spawn_blocking(move || {
             let _permits = permits;
             work()
         });
-        job.await.map_err(|e| ChatError::Gateway { detail: format!("request parser failed: {e}") })
+        job.await.map_err(|e| ApiError::Gateway { detail: format!("request parser failed: {e}") })
     }
 
     /// Waits (bounded) for the body's share of the byte budget, then for a
     /// parse thread.
-    async fn admit(&self, len: usize) -> Result<(OwnedSemaphorePermit, OwnedSemaphorePermit), ChatError> {
+    async fn admit(&self, len: usize) -> Result<(OwnedSemaphorePermit, OwnedSemaphorePermit), ApiError> {
         let kib = len.div_ceil(KIB).clamp(1, self.budget_kib as usize) as u32;
         let wait = async {
             let bytes = self.bytes.clone().acquire_many_owned(kib).await.ok()?;
@@ -101,19 +101,19 @@ impl ParseGate {
         };
         match pingora::time::fast_timeout::fast_timeout(self.wait, wait).await {
             Ok(Some(permits)) => Ok(permits),
-            _ => Err(ChatError::Overloaded),
+            _ => Err(ApiError::Overloaded),
         }
     }
-}
-
-fn route(h: &OwnedHeaders) -> RouteHeaders<'_> {
-    let [agent_id, session_key, model_override, message_channel] = h.each_ref().map(Option::as_deref);
-    RouteHeaders { agent_id, session_key, model_override, message_channel }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chat::request::{self, RouteHeaders};
+
+    fn chat(body: &[u8]) -> Result<request::ChatTurn, ApiError> {
+        request::parse(body, RouteHeaders::default())
+    }
 
     fn big_body(bytes: usize) -> Bytes {
         let one = r#"{"role":"user","content":"hello there"},"#;
@@ -127,12 +127,12 @@ mod tests {
         let gate = ParseGate::new(1024 * 1024, 1, QUEUE_WAIT);
         let body = big_body(300 * 1024);
         let inline = request::parse(&body, RouteHeaders::default()).unwrap();
-        let off = gate.parse(body, Default::default()).await.unwrap();
+        let off = gate.parse(body, chat).await.unwrap();
         // The session differs (a fresh uuid per call); everything else is the same.
         assert!(inline.prompt == off.prompt && inline.agent == off.agent && inline.model == off.model);
         let bad = Bytes::from(format!(r#"{{"model":5,"messages":[{}]}}"#, "1,".repeat(100_000) + "1"));
         assert_eq!(
-            gate.parse(bad, Default::default()).await.unwrap_err().message(),
+            gate.parse(bad, chat).await.unwrap_err().message(),
             "model: Invalid input: expected string, received number"
         );
     }
@@ -143,10 +143,10 @@ mod tests {
         let gate = ParseGate::new(1024 * 1024, 1, wait);
         let held = gate.bytes.clone().acquire_many_owned(1024).await.unwrap();
         let started = std::time::Instant::now();
-        let parse = tokio::time::timeout(wait * 10, gate.parse(big_body(200 * 1024), Default::default()));
-        assert_eq!(parse.await.unwrap().unwrap_err(), ChatError::Overloaded);
+        let parse = tokio::time::timeout(wait * 10, gate.parse(big_body(200 * 1024), chat));
+        assert_eq!(parse.await.unwrap().unwrap_err(), ApiError::Overloaded);
         assert!(started.elapsed() >= wait - Duration::from_millis(50));
         drop(held);
-        assert!(gate.parse(big_body(200 * 1024), Default::default()).await.is_ok());
+        assert!(gate.parse(big_body(200 * 1024), chat).await.is_ok());
     }
 }

@@ -1,0 +1,130 @@
+//! The OpenAI routes clawbridge owns, behind one front door: every route
+//! runs the same prelude ([`prelude::admit`]), fails with the one error type
+//! ([`ApiError`]), and is declared once in the route table
+//! (`ingress::routes`). Chat and responses run their turns through the turn
+//! driver (`turn`) and differ only in parsing and rendering; models answer
+//! from the gateway's `agents.list`.
+
+pub mod io;
+pub mod models;
+pub mod parse_gate;
+pub mod prelude;
+pub mod route;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use pingora::protocols::http::ServerSession as Session;
+use tokio::sync::{Semaphore, SemaphorePermit};
+
+use crate::auth::Authenticator;
+use crate::config::Limits;
+use crate::drain::Drain;
+use crate::error::ApiError;
+use crate::gateway::{Gateway, LinkState};
+use crate::ingress::{Client, OwnedRoute};
+use crate::responses::sessions::ResponseSessions;
+use crate::turn::driver::Bounds;
+
+/// Shared state of the owned routes.
+pub struct Api {
+    pub gateway: Gateway,
+    /// Shared with the config watcher, which swaps its policy on a reload.
+    pub auth: Arc<Authenticator>,
+    pub limits: Limits,
+    pub drain: Arc<Drain>,
+    runs: Semaphore,
+    pub parser: parse_gate::ParseGate,
+    /// `previous_response_id` → session, as the built-in keeps it.
+    pub responses: ResponseSessions,
+}
+
+impl Api {
+    pub fn new(gateway: Gateway, auth: Arc<Authenticator>, limits: Limits, drain: Arc<Drain>) -> Self {
+        let runs = Semaphore::new(limits.max_concurrent_runs);
+        Api {
+            gateway,
+            auth,
+            limits,
+            drain,
+            runs,
+            parser: parse_gate::ParseGate::default(),
+            responses: ResponseSessions::default(),
+        }
+    }
+
+    /// Whether a new turn may start now: not draining, the link ready, a
+    /// run slot free. Returns the gateway's default agent and the slot.
+    pub fn admit_turn(&self) -> Result<(Arc<str>, SemaphorePermit<'_>), ApiError> {
+        if self.drain.is_draining() {
+            return Err(ApiError::ShuttingDown);
+        }
+        let default_agent = match self.gateway.state() {
+            LinkState::Ready { default_agent } => default_agent,
+            LinkState::Down { reason } => return Err(ApiError::GatewayUnavailable { reason: reason.to_string() }),
+        };
+        let permit = self.runs.try_acquire().map_err(|_| ApiError::Overloaded)?;
+        Ok((default_agent, permit))
+    }
+
+    /// The limits a turn's loops run under.
+    pub fn bounds(&self) -> Bounds {
+        Bounds { run_timeout: self.limits.run_timeout, keepalive: self.limits.sse_keepalive }
+    }
+}
+
+/// What the access log and metrics record about one owned request.
+#[derive(Debug)]
+pub struct ApiLog {
+    pub started: Instant,
+    /// `chat`, `responses` or `models`: the metrics' `api` label.
+    pub api: &'static str,
+    pub status: u16,
+    pub outcome: &'static str,
+    pub stream: bool,
+    pub agent: Option<Arc<str>>,
+    pub run_id: Option<Arc<str>>,
+    pub body_bytes: usize,
+    /// Response headers are on the wire; errors must go in-band.
+    pub committed: bool,
+}
+
+impl Default for ApiLog {
+    fn default() -> Self {
+        ApiLog {
+            started: Instant::now(),
+            api: "chat",
+            status: 0,
+            outcome: "unknown",
+            stream: false,
+            agent: None,
+            run_id: None,
+            body_bytes: 0,
+            committed: false,
+        }
+    }
+}
+
+/// Serves one request on an owned route to completion; never returns an
+/// error: every failure becomes a response (or, once streaming, an event).
+/// `client` is the request's client as the gateway would attribute it.
+pub async fn serve(api: &Api, route: OwnedRoute, session: &mut Session, client: Client, log: &mut ApiLog) {
+    session.set_write_timeout(Some(api.limits.write_timeout));
+    log.api = route.api();
+    let result = async {
+        let principal = prelude::admit(&api.auth, session, client, route.method()).await?;
+        match route {
+            OwnedRoute::ChatCompletions => crate::chat::handle(api, session, &principal, log).await,
+            OwnedRoute::Responses => crate::responses::handle(api, session, &principal, log).await,
+            OwnedRoute::Models => models::handle(api, session, log).await,
+        }
+    }
+    .await;
+    if let Err(e) = result {
+        log.outcome = e.metric_label();
+        log.status = e.status();
+        if !log.committed && e != ApiError::ClientGone {
+            let _ = io::write_error(session, &e, api.limits.keepalive_timeout).await;
+        }
+    }
+}

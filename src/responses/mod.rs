@@ -1,0 +1,102 @@
+//! The responses route, `POST /v1/responses` (OpenResponses), served over
+//! the native `agent` method as the built-in serves it: the body validated
+//! against its strict schema (`request`), the turn run by the turn driver,
+//! and rendered as OpenResponses events or one `response` object
+//! (`render`). `previous_response_id` continues a session (`sessions`).
+
+pub mod render;
+pub mod request;
+pub mod sessions;
+
+use std::sync::Arc;
+
+use pingora::protocols::http::ServerSession as Session;
+
+use crate::api::prelude::{HeaderText, Principal};
+use crate::api::{io, route, Api, ApiLog};
+use crate::error::ApiError;
+use crate::gateway::RunRequest;
+use crate::turn::{driver, Turn};
+use render::Identity;
+
+/// The built-in's body limit for this route: 20 MiB.
+pub const MAX_BODY_BYTES: usize = 20 * 1024 * 1024;
+
+/// Serves one responses request after the prelude.
+pub async fn handle(
+    api: &Api,
+    session: &mut Session,
+    _principal: &Principal,
+    log: &mut ApiLog,
+) -> Result<(), ApiError> {
+    let limit = api.limits.max_body_bytes.max(MAX_BODY_BYTES);
+    let body = io::read_body(session, limit, api.limits.body_timeout).await?;
+    log.body_bytes = body.len();
+    let headers = HeaderText::read(session);
+    let scope_headers = headers.clone();
+    let mut req = api.parser.parse(body, move |b| request::parse(b, headers.route())).await?;
+    log.stream = req.stream;
+    let (default_agent, _permit) = api.admit_turn()?;
+    let agent: Arc<str> = Arc::from(req.agent.resolve(&default_agent));
+    let bearer =
+        session.req_header().headers.get(http::header::AUTHORIZATION).and_then(|v| crate::auth::bearer(v.as_bytes()));
+    let scope = sessions::Scope::new(bearer, api.auth.mode_label(), &agent, scope_headers.route().session_key);
+    let explicit = matches!(req.session, route::SessionChoice::Explicit(_));
+    let continued = req.previous_response_id.as_deref().and_then(|id| api.responses.lookup(id, &scope));
+    let session_key: Arc<str> = Arc::from(continued.unwrap_or_else(|| req.session.key(&agent)));
+    let id = format!("resp_{}", uuid::Uuid::new_v4());
+    let run = RunRequest {
+        run_id: Arc::from(id.as_str()),
+        message: std::mem::take(&mut req.message),
+        agent_id: (!explicit).then(|| agent.clone()),
+        session_key: session_key.clone(),
+        extra_system_prompt: req.extra_system_prompt.take(),
+        channel: std::mem::take(&mut req.channel),
+        attachments: Vec::new(),
+        model: req.model_override.take(),
+    };
+    let mut turn = Turn::start(&api.gateway, &api.parser, run, agent).await?;
+    log.run_id = Some(turn.id.clone());
+    log.agent = Some(turn.agent.clone());
+    let identity = Identity {
+        id,
+        item_id: format!("msg_{}", uuid::Uuid::new_v4()),
+        created_at: turn.created,
+        model: std::mem::take(&mut req.model),
+        agent: turn.agent.clone(),
+    };
+    crate::metrics::INFLIGHT_RUNS.inc();
+    let result = run_turn(api, session, req.stream, &mut turn, identity, log).await;
+    crate::metrics::INFLIGHT_RUNS.dec();
+    // The built-in remembers a response's session whatever its outcome.
+    api.responses.remember(&turn.id, &session_key, scope);
+    log.outcome = result?;
+    Ok(())
+}
+
+async fn run_turn(
+    api: &Api,
+    session: &mut Session,
+    stream: bool,
+    turn: &mut Turn,
+    identity: Identity,
+    log: &mut ApiLog,
+) -> Result<&'static str, ApiError> {
+    turn.accept(session, api.limits.accept_timeout).await?;
+    let drain = api.drain.deadline_passed();
+    if stream {
+        io::write_sse_header(session).await.map_err(|_| driver::gone("before_first_byte"))?;
+        log.committed = true;
+        log.status = 200;
+        let mut r = render::ResponsesSse { id: identity };
+        driver::stream(session, turn, &mut r, api.bounds(), drain, log.started).await
+    } else {
+        let done = driver::collect(session, turn, api.bounds(), drain, log.started).await?;
+        let (status, body) = render::body(&done, &identity);
+        log.status = status;
+        io::write_json_status(session, status, body, api.limits.keepalive_timeout)
+            .await
+            .map_err(|_| driver::gone("during_wait"))?;
+        Ok(if status == 200 { "ok" } else { "run_failed" })
+    }
+}
