@@ -47,9 +47,9 @@ pub fn prompt_fold(data: &[u8]) {
         },
         Err(_) => return,
     };
-    let p = fold(&messages);
+    let p = fold(&messages, None);
     // Folding is deterministic.
-    assert_eq!(p, fold(&messages));
+    assert_eq!(p, fold(&messages, None));
     if let Some(s) = &p.extra_system_prompt {
         assert!(!s.is_empty());
     }

@@ -5,11 +5,13 @@
 //! driver (`turn`) and differ only in parsing and rendering; models answer
 //! from the gateway's `agents.list`.
 
+pub mod images;
 pub mod io;
 pub mod models;
 pub mod parse_gate;
 pub mod prelude;
 pub mod route;
+pub mod vision;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -37,6 +39,8 @@ pub struct Api {
     pub parser: parse_gate::ParseGate,
     /// `previous_response_id` → session, as the built-in keeps it.
     pub responses: ResponseSessions,
+    /// Which models take images (text-only ones get none).
+    pub vision: vision::Vision,
 }
 
 impl Api {
@@ -50,6 +54,7 @@ impl Api {
             runs,
             parser: parse_gate::ParseGate::default(),
             responses: ResponseSessions::default(),
+            vision: vision::Vision::default(),
         }
     }
 
@@ -65,6 +70,25 @@ impl Api {
         };
         let permit = self.runs.try_acquire().map_err(|_| ApiError::Overloaded)?;
         Ok((default_agent, permit))
+    }
+
+    /// The run's images, or none when its model is text-only (as the
+    /// built-in drops them).
+    pub async fn images_for(
+        &self,
+        attachments: Vec<crate::gateway::Attachment>,
+        agent: &str,
+        model: Option<&crate::gateway::ModelOverride>,
+    ) -> Vec<crate::gateway::Attachment> {
+        if attachments.is_empty() || self.vision.takes_images(&self.gateway, agent, model).await {
+            return attachments;
+        }
+        tracing::debug!(
+            agent,
+            images = attachments.len(),
+            "text-only model: images dropped, as the built-in drops them"
+        );
+        Vec::new()
     }
 
     /// The limits a turn's loops run under.
@@ -121,6 +145,11 @@ pub async fn serve(api: &Api, route: OwnedRoute, session: &mut Session, client: 
     }
     .await;
     if let Err(e) = result {
+        match &e {
+            ApiError::Gateway { detail } => tracing::warn!(%detail, "gateway error"),
+            ApiError::GatewayUnavailable { reason } => tracing::warn!(%reason, "gateway unavailable"),
+            _ => {}
+        }
         log.outcome = e.metric_label();
         log.status = e.status();
         if !log.committed && e != ApiError::ClientGone {

@@ -40,6 +40,8 @@ pub async fn handle(
     let explicit = matches!(chat.session, route::SessionChoice::Explicit(_));
     // The folded prompt can be the whole conversation; the run takes it.
     let prompt = std::mem::take(&mut chat.prompt);
+    let model = chat.model_override.take();
+    let attachments = api.images_for(std::mem::take(&mut chat.attachments), &agent, model.as_ref()).await;
     let req = RunRequest {
         run_id: Arc::from(format!("chatcmpl_{}", uuid::Uuid::new_v4())),
         message: prompt.message,
@@ -48,8 +50,8 @@ pub async fn handle(
         session_key: Arc::from(chat.session.key(&agent)),
         extra_system_prompt: prompt.extra_system_prompt,
         channel: std::mem::take(&mut chat.channel),
-        attachments: std::mem::take(&mut chat.attachments),
-        model: chat.model_override.take(),
+        attachments,
+        model,
     };
     let mut turn = Turn::start(&api.gateway, &api.parser, req, agent).await?;
     log.run_id = Some(turn.id.clone());

@@ -110,11 +110,15 @@ fn tool_calls_summary(calls: Option<&Json<'_, super::body::Skip, ToolCall<'_>>>)
         .join("\n")
 }
 
-/// Folds `messages`.
-pub fn fold(messages: &[Message<'_>]) -> Prompt {
+/// The text of a user turn that sent only images.
+pub const IMAGE_ONLY_USER_MESSAGE: &str = "User sent image(s) with no text.";
+
+/// Folds `messages`; `image_turn` is the index of the active user message
+/// when it carries images (a text-less one then reads as such).
+pub fn fold(messages: &[Message<'_>], image_turn: Option<usize>) -> Prompt {
     let mut system: Vec<Cow<str>> = Vec::new();
     let mut entries: Vec<Entry> = Vec::new();
-    for msg in messages {
+    for (index, msg) in messages.iter().enumerate() {
         let Some(obj) = msg.as_obj() else { continue };
         let Some(raw_role) = opt_str(obj.role.as_ref()) else {
             continue;
@@ -136,6 +140,11 @@ pub fn fold(messages: &[Message<'_>]) -> Prompt {
             "assistant" => Role::Assistant,
             "tool" | "function" => Role::Tool,
             _ => continue,
+        };
+        let content = match content {
+            Some(c) if !c.is_empty() => Some(c),
+            _ if role == Role::User && image_turn == Some(index) => Some(Cow::Borrowed(IMAGE_ONLY_USER_MESSAGE)),
+            c => c,
         };
         let summary =
             if role == Role::Assistant { tool_calls_summary(rare.tool_calls.as_ref()) } else { String::new() };
@@ -227,7 +236,7 @@ mod tests {
         for v in vectors {
             let text = v["messages"].to_string();
             let messages: Vec<Message> = serde_json::from_str(&text).unwrap();
-            let got = fold(&messages);
+            let got = fold(&messages, None);
             assert_eq!(got.message, v["message"].as_str().unwrap(), "message for {}", v["messages"]);
             assert_eq!(
                 got.extra_system_prompt.as_deref(),

@@ -8,6 +8,7 @@ use std::borrow::Cow;
 use super::body::{Any, Body, BodyFields, Json, Message};
 use super::json_error;
 use super::prompt::{self, Prompt};
+use crate::api::images;
 pub use crate::api::route::RouteHeaders;
 use crate::api::route::{self, AgentTarget, SessionChoice};
 use crate::error::ApiError;
@@ -88,8 +89,8 @@ pub fn validate(body: &Body<'_>, headers: RouteHeaders<'_>) -> Result<ChatTurn, 
     let model_override = route::model_override(headers.model_override)?;
     checks::tools(obj)?;
     let messages: &[Message] = obj.messages.as_ref().and_then(Json::as_arr).unwrap_or(&[]);
-    checks::images(messages)?;
-    let prompt = prompt::fold(messages);
+    let (attachments, image_turn) = checks::images(messages)?;
+    let prompt = prompt::fold(messages, image_turn);
     if prompt.message.is_empty() {
         return Err(invalid(MISSING_USER_MESSAGE.into()));
     }
@@ -109,7 +110,7 @@ pub fn validate(body: &Body<'_>, headers: RouteHeaders<'_>) -> Result<ChatTurn, 
         session,
         prompt,
         channel: message_channel(headers.message_channel),
-        attachments: Vec::new(),
+        attachments,
         model_override,
     })
 }
@@ -124,8 +125,6 @@ pub fn message_channel(header: Option<&str>) -> String {
 }
 
 pub const INVALID_IMAGE: &str = "Invalid image_url content in `messages`.";
-pub const IMAGES_UNSUPPORTED: &str =
-    "`image_url` content is not supported through clawbridge yet; send text parts only.";
 
 fn invalid(message: String) -> ApiError {
     ApiError::InvalidRequest(message)
@@ -299,21 +298,21 @@ mod checks {
     }
 
     /// Images of the active user turn (`resolveActiveTurnContext`: the last
-    /// user/tool/function message, if it is a user message). Invalid ones get
-    /// the built-in's 400; valid `data:` images are refused clearly instead
-    /// of being dropped, as the native method takes no image content here.
-    pub fn images(messages: &[Message<'_>]) -> Result<(), ApiError> {
+    /// user/tool/function message, if it is a user message), as native
+    /// attachments, with that message's index. Any problem is the built-in's
+    /// one 400; plain URLs need `images.allowUrl` (off by default): invalid.
+    pub fn images(messages: &[Message<'_>]) -> Result<(Vec<Attachment>, Option<usize>), ApiError> {
         fn role<'v>(m: &'v Message<'_>) -> Option<&'v str> {
             m.as_obj()?.role.as_ref().and_then(Json::as_str).map(prompt::js_trim)
         }
-        let active = messages.iter().rev().find(|m| matches!(role(m), Some("user" | "tool" | "function")));
-        let Some(active) = active.filter(|m| role(m) == Some("user")).and_then(Json::as_obj) else {
-            return Ok(());
+        let active = messages.iter().rposition(|m| matches!(role(m), Some("user" | "tool" | "function")));
+        let Some(index) = active.filter(|&i| role(&messages[i]) == Some("user")) else {
+            return Ok((Vec::new(), None));
         };
-        let Some(parts) = active.content.as_ref().and_then(Json::as_arr) else {
-            return Ok(());
+        let Some(parts) = messages[index].as_obj().and_then(|m| m.content.as_ref()).and_then(Json::as_arr) else {
+            return Ok((Vec::new(), None));
         };
-        let mut any = false;
+        let mut sources = Vec::new();
         for part in parts.iter().filter_map(Json::as_obj) {
             if part.kind.as_ref().and_then(Json::as_str) != Some("image_url") {
                 continue;
@@ -325,27 +324,17 @@ mod checks {
             }
             .map(prompt::js_trim)
             .filter(|u| !u.is_empty());
-            // Plain URLs need `images.allowUrl` (off by default): invalid here.
-            if !url.is_some_and(valid_data_url) {
-                return Err(invalid(INVALID_IMAGE.into()));
-            }
-            any = true;
+            let source = url.ok_or(images::ImageError::Empty).and_then(images::parse_data_url);
+            sources.push(source.map_err(bad_image)?);
         }
-        if any {
-            return Err(invalid(IMAGES_UNSUPPORTED.into()));
-        }
-        Ok(())
+        let found = !sources.is_empty();
+        let attachments = images::attachments(sources.into_iter()).map_err(bad_image)?;
+        Ok((attachments, found.then_some(index)))
     }
 
-    /// `data:<mime>;base64,<payload>` with a non-empty payload.
-    fn valid_data_url(url: &str) -> bool {
-        let Some(rest) = url.strip_prefix("data:") else {
-            return false;
-        };
-        let Some((meta, payload)) = rest.split_once(',') else {
-            return false;
-        };
-        meta.split(';').any(|p| p.eq_ignore_ascii_case("base64")) && !payload.trim().is_empty()
+    fn bad_image(e: images::ImageError) -> ApiError {
+        tracing::debug!(reason = %e, "invalid image_url content");
+        invalid(INVALID_IMAGE.into())
     }
 }
 
@@ -480,7 +469,7 @@ mod tests {
     }
 
     #[test]
-    fn tools_and_images_are_refused_not_dropped() {
+    fn tools_are_refused_and_images_become_attachments() {
         let e = turn(with("tools", json!([{"type":"function","function":{"name":"f"}}]))).unwrap_err();
         assert_eq!(e.status(), 400);
         assert_eq!(e.message(), TOOLS_UNSUPPORTED);
@@ -490,8 +479,19 @@ mod tests {
             msg(turn(with("tool_choice", json!("required")))),
             "Invalid tools/tool_choice: tool_choice=required but no tools were provided"
         );
-        let img = json!({"messages":[{"role":"user","content":[{"type":"text","text":"see"},{"type":"image_url","image_url":"data:image/png;base64,AA"}]}]});
-        assert_eq!(msg(turn(img)), IMAGES_UNSUPPORTED);
+        let png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+        let img = json!({"messages":[{"role":"user","content":[{"type":"text","text":"see"},{"type":"image_url","image_url":format!("data:image/jpeg;base64,{png}")}]}]});
+        let t = turn(img).unwrap();
+        assert_eq!(t.attachments.len(), 1);
+        assert_eq!((t.attachments[0].mime_type.as_str(), t.prompt.message.as_str()), ("image/png", "see"));
+        let only = json!({"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":format!("data:image/png;base64,{png}")}}]}]});
+        assert_eq!(turn(only).unwrap().prompt.message, "User sent image(s) with no text.");
+        let not_base64 =
+            json!({"messages":[{"role":"user","content":[{"type":"image_url","image_url":"data:image/png,AA"}]}]});
+        assert_eq!(msg(turn(not_base64)), INVALID_IMAGE);
+        let nine: Vec<Value> =
+            (0..9).map(|_| json!({"type":"image_url","image_url":format!("data:image/png;base64,{png}")})).collect();
+        assert_eq!(msg(turn(json!({"messages":[{"role":"user","content":nine}]}))), INVALID_IMAGE);
         let url =
             json!({"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"http://x/y.png"}}]}]});
         assert_eq!(msg(turn(url)), INVALID_IMAGE, "plain URLs are invalid unless images.allowUrl");

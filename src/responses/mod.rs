@@ -45,6 +45,8 @@ pub async fn handle(
     let continued = req.previous_response_id.as_deref().and_then(|id| api.responses.lookup(id, &scope));
     let session_key: Arc<str> = Arc::from(continued.unwrap_or_else(|| req.session.key(&agent)));
     let id = format!("resp_{}", uuid::Uuid::new_v4());
+    let model = req.model_override.take();
+    let attachments = api.images_for(std::mem::take(&mut req.attachments), &agent, model.as_ref()).await;
     let run = RunRequest {
         run_id: Arc::from(id.as_str()),
         message: std::mem::take(&mut req.message),
@@ -52,8 +54,8 @@ pub async fn handle(
         session_key: session_key.clone(),
         extra_system_prompt: req.extra_system_prompt.take(),
         channel: std::mem::take(&mut req.channel),
-        attachments: Vec::new(),
-        model: req.model_override.take(),
+        attachments,
+        model,
     };
     let mut turn = Turn::start(&api.gateway, &api.parser, run, agent).await?;
     log.run_id = Some(turn.id.clone());

@@ -17,7 +17,7 @@ const FILE_ONLY_USER_MESSAGE: &str = "User sent file(s) with no text.";
 pub const TOOLS_UNSUPPORTED: &str =
     "`tools` are not supported through clawbridge: the gateway's native `agent` method takes no client tools.";
 pub const FILES_UNSUPPORTED: &str =
-    "`input_image` and `input_file` content is not supported through clawbridge yet; send text only.";
+    "`input_file` content is not supported through clawbridge: the native `agent` method takes no files; send text or images.";
 
 /// A validated responses request, ready to become a run.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +31,7 @@ pub struct ResponsesTurn {
     pub message: String,
     pub extra_system_prompt: Option<String>,
     pub channel: String,
+    pub attachments: Vec<crate::gateway::Attachment>,
     pub model_override: Option<crate::gateway::ModelOverride>,
 }
 
@@ -43,7 +44,7 @@ pub fn parse(body: &[u8], headers: RouteHeaders<'_>) -> Result<ResponsesTurn, Ap
     let agent = route::agent_target(headers.agent_id, Some(model))?;
     let model_override = route::model_override(headers.model_override)?;
     let input = &obj["input"];
-    if input.as_array().is_some_and(|items| items.iter().any(has_media)) {
+    if input.as_array().is_some_and(|items| items.iter().any(has_file)) {
         return Err(ApiError::InvalidRequest(FILES_UNSUPPORTED.into()));
     }
     if obj.get("tools").and_then(Value::as_array).is_some_and(|t| !t.is_empty()) {
@@ -51,7 +52,8 @@ pub fn parse(body: &[u8], headers: RouteHeaders<'_>) -> Result<ResponsesTurn, Ap
     }
     let user = obj.get("user").and_then(Value::as_str);
     let session = route::session_choice("openresponses", headers.session_key, user)?;
-    let (message, system) = fold(input);
+    let (message, system, active) = fold(input);
+    let attachments = images(input.as_array().map_or(&[][..], Vec::as_slice), active)?;
     let instructions = obj.get("instructions").and_then(Value::as_str).filter(|s| !s.is_empty());
     let extra: Vec<&str> = [instructions, system.as_deref()].into_iter().flatten().collect();
     if message.is_empty() {
@@ -66,22 +68,42 @@ pub fn parse(body: &[u8], headers: RouteHeaders<'_>) -> Result<ResponsesTurn, Ap
         message,
         extra_system_prompt: (!extra.is_empty()).then(|| extra.join("\n\n")),
         channel: crate::chat::request::message_channel(headers.message_channel),
+        attachments,
         model_override,
     })
 }
 
-fn has_media(item: &Value) -> bool {
-    item["content"]
-        .as_array()
-        .is_some_and(|parts| parts.iter().any(|p| matches!(p["type"].as_str(), Some("input_image" | "input_file"))))
+fn has_file(item: &Value) -> bool {
+    item["content"].as_array().is_some_and(|parts| parts.iter().any(|p| p["type"] == "input_file"))
 }
 
-/// `buildAgentPrompt`: the user message and the system text of `input`.
-fn fold(input: &Value) -> (String, Option<String>) {
+/// The `input_image`s of the active user message, as attachments. Any
+/// problem is the built-in's `invalid request`; remote URLs are never
+/// fetched (answered as the built-in answers a fetch that fails).
+fn images(items: &[Value], active: Option<usize>) -> Result<Vec<crate::gateway::Attachment>, ApiError> {
+    let refuse = |e: crate::api::images::ImageError| {
+        tracing::debug!(reason = %e, "invalid input_image");
+        ApiError::InvalidRequest("invalid request".into())
+    };
+    let Some(parts) = active.and_then(|i| items[i]["content"].as_array()) else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    for source in parts.iter().filter(|p| p["type"] == "input_image").map(|p| &p["source"]) {
+        if source["type"] != "base64" {
+            return Err(refuse(crate::api::images::ImageError::Remote));
+        }
+        let data = source["data"].as_str().unwrap_or_default();
+        out.push(crate::api::images::attachment(source["media_type"].as_str(), data).map_err(refuse)?);
+    }
+    Ok(out)
+}
+
+/// `buildAgentPrompt`: the user message, the system text of `input`, and
+/// the index of the active user message.
+fn fold(input: &Value) -> (String, Option<String>, Option<usize>) {
     let items = match input {
-        Value::String(s) => return (s.clone(), None),
+        Value::String(s) => return (s.clone(), None, None),
         Value::Array(items) => items,
-        _ => return (String::new(), None),
+        _ => return (String::new(), None, None),
     };
     // A tool result starts its own turn: no earlier user message is active.
     let active = items
@@ -120,7 +142,7 @@ fn fold(input: &Value) -> (String, Option<String>) {
         }
     }
     let system = (!system.is_empty()).then(|| system.join("\n\n"));
-    (conversation_message(&entries), system)
+    (conversation_message(&entries), system, active)
 }
 
 fn entry(role: Role, sender: String, body: String) -> Entry<'static> {
@@ -502,10 +524,18 @@ mod tests {
     }
 
     #[test]
-    fn media_and_tools_are_refused_not_dropped() {
+    fn images_become_attachments_files_and_tools_are_refused() {
+        let png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
         let img = json!({"model":"openclaw","input":[{"type":"message","role":"user","content":[
-            {"type":"input_image","source":{"type":"base64","media_type":"image/png","data":"AA"}}]}]});
-        assert_eq!(msg(img), FILES_UNSUPPORTED);
+            {"type":"input_image","source":{"type":"base64","media_type":"image/png","data":png}}]}]});
+        let t = turn(img).unwrap();
+        assert_eq!((t.attachments.len(), t.message.as_str()), (1, "User sent image(s) with no text."));
+        let url = json!({"model":"openclaw","input":[{"type":"message","role":"user","content":[
+            {"type":"input_text","text":"x"},{"type":"input_image","source":{"type":"url","url":"https://example.com/a.png"}}]}]});
+        assert_eq!(msg(url), "invalid request");
+        let file = json!({"model":"openclaw","input":[{"type":"message","role":"user","content":[
+            {"type":"input_file","source":{"type":"base64","media_type":"text/plain","data":"eA=="}}]}]});
+        assert_eq!(msg(file), FILES_UNSUPPORTED);
         let tools = json!({"model":"openclaw","input":"x","tools":[{"type":"function","name":"f"}]});
         assert_eq!(msg(tools), TOOLS_UNSUPPORTED);
     }

@@ -130,6 +130,12 @@ fn rejection(e: &ErrorShape, agent: &str) -> ApiError {
     if e.message.starts_with("Unknown model") {
         return ApiError::ModelNotFound(e.message.clone());
     }
+    // The native attachment path has its own limits (6 MiB an image where
+    // the built-in takes 10 MiB): say so, with the gateway's sizes.
+    if e.code == "INVALID_REQUEST" && e.message.contains("attachment") {
+        let detail = e.message.trim_start_matches("Error: ");
+        return ApiError::InvalidRequest(format!("The gateway refused an image: {detail}"));
+    }
     if e.message.contains("belongs to") || e.message.contains("invalid agent params") {
         return ApiError::InvalidRequest(e.message.clone());
     }
