@@ -8,7 +8,7 @@ mod connection;
 pub mod decode;
 pub mod frames;
 mod rotation;
-mod run_events;
+pub(crate) mod run_events;
 pub mod run_request;
 
 pub use run_events::RunEvents;

@@ -299,6 +299,7 @@ pub async fn stream<D: Downstream, R: Render>(
 }
 
 /// What a turn that was not streamed ended with.
+#[derive(Debug)]
 pub struct Collected {
     pub finish: Box<Finish>,
     pub lifecycle_error: Option<LifecycleData>,
@@ -402,3 +403,7 @@ fn count_usage_later(mut events: RunEvents, agent: std::sync::Arc<str>) {
         }
     });
 }
+
+#[cfg(test)]
+#[path = "driver_tests.rs"]
+mod tests;
