@@ -57,6 +57,8 @@ pub struct Targets {
     /// The gateway link's secret (`None` when the route is off).
     pub credentials: Option<watch::Sender<Credentials>>,
     pub attributor: Arc<Live<Attributor>>,
+    /// How many agents the file configures (the owned routes' default-agent rule).
+    pub agents_configured: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 pub struct Watcher {
@@ -131,6 +133,7 @@ impl Watcher {
         for agent in &next.agents {
             metrics::register_agent(agent);
         }
+        self.targets.agents_configured.store(next.agents.len(), std::sync::atomic::Ordering::Relaxed);
         if let Some(creds) = &self.targets.credentials {
             creds.send_if_modified(|c| {
                 let changed = *c != new_creds;

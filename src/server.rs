@@ -54,7 +54,13 @@ pub fn build(cfg: &Config) -> Result<Server, Box<pingora::Error>> {
     let mut link = None;
     let attributor = Arc::new(Live::new(cfg.gateway.attribution.clone()));
     let reread = Arc::new(tokio::sync::Notify::new());
-    let mut targets = Targets { auth: None, credentials: None, attributor: attributor.clone() };
+    let agents_configured = Arc::new(std::sync::atomic::AtomicUsize::new(cfg.gateway.agents.len()));
+    let mut targets = Targets {
+        auth: None,
+        credentials: None,
+        attributor: attributor.clone(),
+        agents_configured: agents_configured.clone(),
+    };
     let (api, gateway) = if cfg.routes().any() {
         let (creds_tx, creds_rx) = tokio::sync::watch::channel(Credentials::of(&cfg.gateway));
         let hooks = LinkHooks { credentials: creds_rx, reread: reread.clone() };
@@ -75,7 +81,8 @@ pub fn build(cfg: &Config) -> Result<Server, Box<pingora::Error>> {
         ));
         targets.auth = Some(auth.clone());
         targets.credentials = Some(creds_tx);
-        let svc = Api::new(gw.clone(), auth, cfg.limits.clone(), drain.clone());
+        let mut svc = Api::new(gw.clone(), auth, cfg.limits.clone(), drain.clone());
+        svc.agents_configured = agents_configured.clone();
         (Some(Arc::new(svc)), Some(gw))
     } else {
         (None, None)

@@ -163,3 +163,27 @@ async fn switches_own_or_forward() {
     let models = client().get(only_responses.url("/v1/models")).bearer_auth(TOKEN).send().await.unwrap();
     assert_eq!(models.status(), 200, "responses on: models served");
 }
+
+/// With several agents configured a request that names none has no owner:
+/// the built-in's 400 (measured on 2026.9.6), while a named agent runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_agents_need_an_explicit_owner() {
+    let gw = gateway().await;
+    let cfg = format!(
+        "{{ gateway: {{ auth: {{ mode: 'token', token: '{TOKEN}' }}, http: {{ endpoints: {{ chatCompletions: {{ enabled: true }} }} }} }}, agents: {{ list: [{{ id: 'main', default: true }}, {{ id: 'ops' }}] }} }}"
+    );
+    let bridge = BridgeOpts::new(gw.addr()).gateway_config(&cfg).env("CLAWBRIDGE_RESPONSES", "on").start().await;
+    for (path, body) in [
+        ("/v1/chat/completions", chat_body(false, "hi")),
+        ("/v1/responses", json!({"model":"openclaw/default","input":"hi"})),
+    ] {
+        let resp = post(&bridge, path, &body, &[]).await;
+        assert_eq!(resp.status(), 400, "{path}");
+        let e: Value = resp.json().await.unwrap();
+        assert!(e["error"]["message"].as_str().unwrap().starts_with("Multiple agents are configured"), "{e}");
+    }
+    assert!(agent_requests(&gw).is_empty(), "nothing ran");
+    let mut named = chat_body(false, "hi");
+    named["model"] = json!("openclaw/main");
+    assert_eq!(post(&bridge, "/v1/chat/completions", &named, &[]).await.status(), 200);
+}

@@ -41,6 +41,8 @@ pub struct Api {
     pub responses: ResponseSessions,
     /// Which models take images (text-only ones get none).
     pub vision: vision::Vision,
+    /// Agents configured in the gateway's file (kept current by the watcher).
+    pub agents_configured: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Api {
@@ -55,6 +57,7 @@ impl Api {
             parser: parse_gate::ParseGate::default(),
             responses: ResponseSessions::default(),
             vision: vision::Vision::default(),
+            agents_configured: Arc::default(),
         }
     }
 
@@ -70,6 +73,18 @@ impl Api {
         };
         let permit = self.runs.try_acquire().map_err(|_| ApiError::Overloaded)?;
         Ok((default_agent, permit))
+    }
+
+    /// A request that names no agent has no owner when several agents are
+    /// configured: the built-in's 400, not a run on the link's default.
+    pub fn owner(&self, target: &route::AgentTarget) -> Result<(), ApiError> {
+        let several = self.agents_configured.load(std::sync::atomic::Ordering::Relaxed) > 1;
+        match target {
+            route::AgentTarget::Default if several => {
+                Err(ApiError::InvalidRequest(route::AGENT_SELECTION_REQUIRED.into()))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The run's images, or none when its model is text-only (as the

@@ -37,6 +37,11 @@ impl AgentTarget {
     }
 }
 
+/// The built-in's answer (2026.9.6) to `openclaw` or `openclaw/default`
+/// when more than one agent is configured: the configured default is not
+/// an owner (the gateway writes `agents.ownership: "explicit"` then).
+pub const AGENT_SELECTION_REQUIRED: &str = "Multiple agents are configured, but this operation has no explicit owner. Select an agent explicitly; CLI callers can pass --agent <id>, channels can add a binding, and ambient services can set their agentId target.";
+
 pub const INVALID_MODEL_OVERRIDE: &str = "Invalid `x-openclaw-model`.";
 
 /// `x-openclaw-model` as `parseModelRef` reads it: `provider/model`, or a

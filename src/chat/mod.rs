@@ -35,6 +35,7 @@ pub async fn handle(
     // for the life of a stream.
     let mut chat = api.parser.parse(body, move |b| request::parse(b, headers.route())).await?;
     log.stream = chat.stream;
+    api.owner(&chat.agent)?;
     let (default_agent, _permit) = api.admit_turn()?;
     let agent: Arc<str> = Arc::from(chat.agent.resolve(&default_agent));
     let explicit = matches!(chat.session, route::SessionChoice::Explicit(_));

@@ -103,13 +103,7 @@ impl GatewayFile {
             auth_mode: mode,
             secret,
             rate_limit: rate_limit(root)?,
-            agents: lookup(root, "agents.list")
-                .and_then(Value::as_array)
-                .map(|list| {
-                    let ids = list.iter().filter_map(|a| a.get("id").and_then(Value::as_str));
-                    ids.map(|id| id.trim().to_lowercase()).filter(|id| !id.is_empty()).collect()
-                })
-                .unwrap_or_default(),
+            agents: configured_agents(root),
             attribution: crate::ingress::Attributor {
                 trusted: trusted_proxies(root)?,
                 real_ip_fallback: match lookup(root, "gateway.allowRealIpFallback") {
@@ -176,6 +170,23 @@ fn trusted_proxies(root: &Value) -> Result<crate::ingress::trusted::TrustedProxi
     };
     crate::ingress::trusted::TrustedProxies::parse(entries)
         .map_err(|bad| ConfigError::new(key, format!("{bad:?} is not an IP address or CIDR range")))
+}
+
+/// The configured agent ids: `agents.list[].id`, or the keys of
+/// `agents.entries` (the form 2026.9.6 writes), without repeats.
+fn configured_agents(root: &Value) -> Vec<String> {
+    let listed: Vec<&str> = match (lookup(root, "agents.list"), lookup(root, "agents.entries")) {
+        (Some(Value::Array(list)), _) => list.iter().filter_map(|a| a.get("id").and_then(Value::as_str)).collect(),
+        (_, Some(Value::Object(entries))) => entries.keys().map(String::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let mut ids: Vec<String> = Vec::new();
+    for id in listed.into_iter().map(|id| id.trim().to_lowercase()).filter(|id| !id.is_empty()) {
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    ids
 }
 
 fn lookup<'a>(root: &'a Value, dotted: &str) -> Option<&'a Value> {

@@ -36,6 +36,7 @@ pub async fn handle(
     let scope_headers = headers.clone();
     let mut req = api.parser.parse(body, move |b| request::parse(b, headers.route())).await?;
     log.stream = req.stream;
+    api.owner(&req.agent)?;
     let (default_agent, _permit) = api.admit_turn()?;
     let agent: Arc<str> = Arc::from(req.agent.resolve(&default_agent));
     let bearer =
