@@ -37,6 +37,11 @@ pub enum ApiError {
     /// A 400 with the gateway's exact message.
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// A valid request the native protocol cannot carry (client `tools`,
+    /// files, remote image URLs): handed to the gateway's own endpoint when
+    /// it is on, else this 400 with a message that says why.
+    #[error("not expressible over the native protocol: {0}")]
+    Inexpressible(&'static str),
     /// A 404 `invalid_request_error` with the gateway's exact message
     /// (an unknown model id, or an unknown override model).
     #[error("not found: {0}")]
@@ -75,7 +80,7 @@ impl ApiError {
             ApiError::ProxyAttribution => 403,
             ApiError::PayloadTooLarge | ApiError::RequestTooLarge(_) => 413,
             ApiError::BodyTimeout => 408,
-            ApiError::InvalidRequest(_) | ApiError::MalformedBody => 400,
+            ApiError::InvalidRequest(_) | ApiError::MalformedBody | ApiError::Inexpressible(_) => 400,
             ApiError::ModelNotFound(_) => 404,
             ApiError::ExpectationFailed => 417,
             ApiError::GatewayUnavailable { .. } | ApiError::Overloaded | ApiError::ShuttingDown => 503,
@@ -98,6 +103,7 @@ impl ApiError {
             | ApiError::BodyTimeout
             | ApiError::InvalidRequest(_)
             | ApiError::ModelNotFound(_)
+            | ApiError::Inexpressible(_)
             | ApiError::MalformedBody
             | ApiError::ExpectationFailed => "invalid_request_error",
             ApiError::RunFailed { kind, .. } => kind,
@@ -124,6 +130,7 @@ impl ApiError {
             ApiError::MalformedBody => "Bad Request",
             ApiError::ExpectationFailed => "Expectation Failed",
             ApiError::InvalidRequest(m) | ApiError::ModelNotFound(m) => m,
+            ApiError::Inexpressible(m) => m,
             ApiError::GatewayUnavailable { .. } => "OpenClaw gateway unavailable",
             ApiError::Overloaded => "Too many concurrent requests",
             ApiError::ShuttingDown => "Server is shutting down",
@@ -149,6 +156,7 @@ impl ApiError {
             ApiError::ExpectationFailed => "expectation_failed",
             ApiError::InvalidRequest(_) => "invalid_request",
             ApiError::ModelNotFound(_) => "not_found",
+            ApiError::Inexpressible(_) => "inexpressible",
             ApiError::GatewayUnavailable { .. } => "gateway_unavailable",
             ApiError::Overloaded => "overloaded",
             ApiError::ShuttingDown => "shutting_down",

@@ -17,7 +17,7 @@ use pingora::Result;
 
 use crate::api::{self, Api, ApiLog};
 use crate::config::Live;
-use crate::ingress::attribution::{direct_local, is_proxy_header, X_FORWARDED_FOR};
+use crate::ingress::attribution::direct_local;
 use crate::ingress::{Attributor, Client, Forwarding, OwnedRoute, Refusal, Routed, Routes};
 use crate::metrics;
 
@@ -95,7 +95,13 @@ impl ProxyHttp for Clawbridge {
         if let Some(refusal) = Refusal::for_owned(req) {
             return refuse(session, ctx, refusal).await;
         }
-        let client = self.attributor.load().client(peer, &req.headers);
+        let attributor = self.attributor.load();
+        let client = attributor.client(peer, &req.headers);
+        // Named upstream as passthrough names it, should the request be handed on.
+        let forwarding = match peer {
+            Some(ip) if direct_local(ip, &req.headers) => Forwarding::Untouched,
+            _ => attributor.forwarding(peer, &req.headers),
+        };
         match self.detacher.take(session) {
             // Pingora finishes the inert session left behind and ends
             // its request task; the new task owns the connection.
@@ -103,11 +109,12 @@ impl ProxyHttp for Clawbridge {
                 ctx.route = Route::Detached;
                 let log = std::mem::take(&mut ctx.api);
                 let inflight = self.drain.track();
-                tokio::spawn(serve_detached(svc.clone(), route, detached, client, log, ctx.started, inflight));
+                let work = (route, client, forwarding);
+                tokio::spawn(serve_detached(svc.clone(), work, detached, log, ctx.started, inflight));
             }
             None => {
                 ctx.route = Route::Api;
-                api::serve(svc, route, session, client, &mut ctx.api).await;
+                api::serve(svc, route, session, client, forwarding, &mut ctx.api).await;
             }
         }
         Ok(true)
@@ -121,19 +128,7 @@ impl ProxyHttp for Clawbridge {
         upstream: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        match std::mem::replace(&mut ctx.forwarding, Forwarding::Untouched) {
-            Forwarding::Untouched => {}
-            Forwarding::Extend(chain) => upstream.insert_header(X_FORWARDED_FOR, chain)?,
-            Forwarding::Replace(client) => {
-                let spoofed: Vec<_> =
-                    upstream.headers.keys().filter(|k| is_proxy_header(k.as_str())).cloned().collect();
-                for name in spoofed {
-                    upstream.remove_header(&name);
-                }
-                upstream.insert_header(X_FORWARDED_FOR, client)?;
-            }
-        }
-        Ok(())
+        std::mem::replace(&mut ctx.forwarding, Forwarding::Untouched).apply(upstream)
     }
 
     /// A forwarded body is complete: the connection's request deadline ends.
@@ -152,7 +147,7 @@ impl ProxyHttp for Clawbridge {
 
     /// Every forwarded request goes to the one gateway, over plain HTTP.
     async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        Ok(Box::new(HttpPeer::new(self.upstream.addr().await?, false, String::new())))
+        self.upstream.peer().await
     }
 
     /// Runs last: one access-log line and the request metrics.
@@ -204,14 +199,13 @@ async fn refuse(session: &mut Session, ctx: &mut Ctx, refusal: Refusal) -> Resul
 /// connection's next requests.
 async fn serve_detached(
     svc: Arc<Api>,
-    route: OwnedRoute,
+    (route, client, forwarding): (OwnedRoute, Client, Forwarding),
     mut detached: crate::detach::Detached,
-    client: Client,
     mut log: ApiLog,
     started: Instant,
     inflight: crate::drain::InFlight,
 ) {
-    api::serve(&svc, route, &mut detached.session, client, &mut log).await;
+    api::serve(&svc, route, &mut detached.session, client, forwarding, &mut log).await;
     log_api(&detached.session, &log, started);
     drop(inflight);
     // Boxed: finishing a session is a ~4 KiB future, which would otherwise

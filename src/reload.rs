@@ -59,6 +59,8 @@ pub struct Targets {
     pub attributor: Arc<Live<Attributor>>,
     /// How many agents the file configures (the owned routes' default-agent rule).
     pub agents_configured: Arc<std::sync::atomic::AtomicUsize>,
+    /// Whether the gateway's own endpoints are on (for requests handed to them).
+    pub builtin: Option<Arc<crate::api::handoff::Builtin>>,
 }
 
 pub struct Watcher {
@@ -134,6 +136,9 @@ impl Watcher {
             metrics::register_agent(agent);
         }
         self.targets.agents_configured.store(next.agents.len(), std::sync::atomic::Ordering::Relaxed);
+        if let Some(builtin) = &self.targets.builtin {
+            builtin.set(next.chat_completions_enabled, next.responses_enabled);
+        }
         if let Some(creds) = &self.targets.credentials {
             creds.send_if_modified(|c| {
                 let changed = *c != new_creds;

@@ -60,6 +60,7 @@ pub fn build(cfg: &Config) -> Result<Server, Box<pingora::Error>> {
         credentials: None,
         attributor: attributor.clone(),
         agents_configured: agents_configured.clone(),
+        builtin: None,
     };
     let (api, gateway) = if cfg.routes().any() {
         let (creds_tx, creds_rx) = tokio::sync::watch::channel(Credentials::of(&cfg.gateway));
@@ -81,8 +82,11 @@ pub fn build(cfg: &Config) -> Result<Server, Box<pingora::Error>> {
         ));
         targets.auth = Some(auth.clone());
         targets.credentials = Some(creds_tx);
-        let mut svc = Api::new(gw.clone(), auth, cfg.limits.clone(), drain.clone());
+        let upstream = crate::upstream::Upstream::new(&cfg.upstream);
+        let mut svc = Api::new(gw.clone(), auth, cfg.limits.clone(), drain.clone(), upstream);
         svc.agents_configured = agents_configured.clone();
+        svc.builtin.set(cfg.gateway.chat_completions_enabled, cfg.gateway.responses_enabled);
+        targets.builtin = Some(svc.builtin.clone());
         (Some(Arc::new(svc)), Some(gw))
     } else {
         (None, None)

@@ -22,6 +22,11 @@ pub struct Upstream {
 }
 
 impl Upstream {
+    /// The peer a forwarded request goes to.
+    pub async fn peer(&self) -> pingora::Result<Box<pingora::upstreams::peer::HttpPeer>> {
+        Ok(Box::new(pingora::upstreams::peer::HttpPeer::new(self.addr().await?, false, String::new())))
+    }
+
     pub fn new(spec: &str) -> Self {
         Self { spec: spec.to_string(), fixed: spec.parse().ok(), resolved: Mutex::new(None) }
     }

@@ -187,3 +187,25 @@ async fn several_agents_need_an_explicit_owner() {
     named["model"] = json!("openclaw/main");
     assert_eq!(post(&bridge, "/v1/chat/completions", &named, &[]).await.status(), 200);
 }
+
+/// Client tools cannot reach the agent over the native protocol: with the
+/// gateway's own endpoint on, the request is handed to it (the demo gateway
+/// has none, so its 404 proves the hand-off); with it off, a clear 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tools_go_to_the_builtin_when_it_is_on() {
+    let gw = gateway().await;
+    let mut body = chat_body(false, "hi");
+    body["tools"] = json!([{"type":"function","function":{"name":"get_weather"}}]);
+    let on = BridgeOpts::new(gw.addr()).start().await;
+    let resp = post(&on, "/v1/chat/completions", &body, &[]).await;
+    assert_eq!(resp.status(), 404, "the gateway's own answer");
+    assert_eq!(resp.text().await.unwrap(), "Not Found");
+    assert!(agent_requests(&gw).is_empty(), "not run over the native protocol");
+    drop(on);
+    let off = format!("{{ gateway: {{ auth: {{ mode: 'token', token: '{TOKEN}' }} }} }}");
+    let bridge = BridgeOpts::new(gw.addr()).gateway_config(&off).env("CLAWBRIDGE_CHAT_COMPLETIONS", "on").start().await;
+    let resp = post(&bridge, "/v1/chat/completions", &body, &[]).await;
+    assert_eq!(resp.status(), 400);
+    let e: Value = resp.json().await.unwrap();
+    assert!(e["error"]["message"].as_str().unwrap().starts_with("`tools` are not supported through clawbridge"), "{e}");
+}

@@ -5,6 +5,7 @@
 //! driver (`turn`) and differ only in parsing and rendering; models answer
 //! from the gateway's `agents.list`.
 
+pub mod handoff;
 pub mod images;
 pub mod io;
 pub mod models;
@@ -43,10 +44,20 @@ pub struct Api {
     pub vision: vision::Vision,
     /// Agents configured in the gateway's file (kept current by the watcher).
     pub agents_configured: Arc<std::sync::atomic::AtomicUsize>,
+    /// The gateway's own endpoints, for requests handed to them.
+    pub builtin: Arc<handoff::Builtin>,
+    pub upstream: crate::upstream::Upstream,
+    pub connector: pingora::connectors::http::Connector,
 }
 
 impl Api {
-    pub fn new(gateway: Gateway, auth: Arc<Authenticator>, limits: Limits, drain: Arc<Drain>) -> Self {
+    pub fn new(
+        gateway: Gateway,
+        auth: Arc<Authenticator>,
+        limits: Limits,
+        drain: Arc<Drain>,
+        upstream: crate::upstream::Upstream,
+    ) -> Self {
         let runs = Semaphore::new(limits.max_concurrent_runs);
         Api {
             gateway,
@@ -58,6 +69,9 @@ impl Api {
             responses: ResponseSessions::default(),
             vision: vision::Vision::default(),
             agents_configured: Arc::default(),
+            builtin: Arc::default(),
+            upstream,
+            connector: pingora::connectors::http::Connector::new(None),
         }
     }
 
@@ -147,11 +161,18 @@ impl Default for ApiLog {
 /// Serves one request on an owned route to completion; never returns an
 /// error: every failure becomes a response (or, once streaming, an event).
 /// `client` is the request's client as the gateway would attribute it.
-pub async fn serve(api: &Api, route: OwnedRoute, session: &mut Session, client: Client, log: &mut ApiLog) {
+pub async fn serve(
+    api: &Api,
+    route: OwnedRoute,
+    session: &mut Session,
+    client: Client,
+    forwarding: crate::ingress::Forwarding,
+    log: &mut ApiLog,
+) {
     session.set_write_timeout(Some(api.limits.write_timeout));
     log.api = route.api();
     let result = async {
-        let principal = prelude::admit(&api.auth, session, client, route.method()).await?;
+        let principal = prelude::admit(&api.auth, session, client, forwarding, route.method()).await?;
         match route {
             OwnedRoute::ChatCompletions => crate::chat::handle(api, session, &principal, log).await,
             OwnedRoute::Responses => crate::responses::handle(api, session, &principal, log).await,

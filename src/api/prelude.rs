@@ -10,13 +10,15 @@ use pingora::protocols::http::ServerSession as Session;
 use super::route::RouteHeaders;
 use crate::auth::Authenticator;
 use crate::error::ApiError;
-use crate::ingress::Client;
+use crate::ingress::{Client, Forwarding};
 
 /// Who a request is, once it passed the prelude.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Principal {
     /// The client as the gateway would attribute it (the lockout's key).
     pub ip: IpAddr,
+    /// How the client is named to the gateway if the request is handed on.
+    pub forwarding: Forwarding,
 }
 
 /// Runs the prelude. `method` is the route's one method (`Allow` on a 405).
@@ -24,6 +26,7 @@ pub async fn admit(
     auth: &Authenticator,
     session: &mut Session,
     client: Client,
+    forwarding: Forwarding,
     method: &'static http::Method,
 ) -> Result<Principal, ApiError> {
     // The gateway refuses unattributable proxy traffic before routing.
@@ -41,7 +44,7 @@ pub async fn admit(
         }
         return Err(rejection.error);
     }
-    Ok(Principal { ip })
+    Ok(Principal { ip, forwarding })
 }
 
 /// `Expect` on HTTP/1.1, first of all, as Node and the gateway handle it:

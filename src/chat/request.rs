@@ -265,7 +265,7 @@ mod checks {
     /// without tools is validated as the built-in validates it.
     pub fn tools(obj: &BodyFields<'_>) -> Result<(), ApiError> {
         if obj.tools.as_ref().and_then(Json::as_arr).is_some_and(|t| !t.is_empty()) {
-            return Err(invalid(TOOLS_UNSUPPORTED.into()));
+            return Err(ApiError::Inexpressible(TOOLS_UNSUPPORTED));
         }
         let prefix = "Invalid tools/tool_choice: ";
         match &obj.tool_choice {

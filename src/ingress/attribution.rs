@@ -52,6 +52,26 @@ pub enum Forwarding {
     Replace(HeaderValue),
 }
 
+impl Forwarding {
+    /// Writes what the gateway must see about the client into the upstream
+    /// request (passthrough, and requests handed to the gateway's own endpoint).
+    pub fn apply(self, upstream: &mut pingora::http::RequestHeader) -> pingora::Result<()> {
+        match self {
+            Forwarding::Untouched => {}
+            Forwarding::Extend(chain) => upstream.insert_header(X_FORWARDED_FOR, chain)?,
+            Forwarding::Replace(client) => {
+                let spoofed: Vec<_> =
+                    upstream.headers.keys().filter(|k| is_proxy_header(k.as_str())).cloned().collect();
+                for name in spoofed {
+                    upstream.remove_header(&name);
+                }
+                upstream.insert_header(X_FORWARDED_FOR, client)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The gateway's `gateway.trustedProxies` and `gateway.allowRealIpFallback`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Attributor {

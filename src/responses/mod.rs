@@ -13,9 +13,10 @@ use std::sync::Arc;
 use pingora::protocols::http::ServerSession as Session;
 
 use crate::api::prelude::{HeaderText, Principal};
-use crate::api::{io, route, Api, ApiLog};
+use crate::api::{handoff, io, route, Api, ApiLog};
 use crate::error::ApiError;
 use crate::gateway::RunRequest;
+use crate::ingress::OwnedRoute;
 use crate::turn::{driver, Turn};
 use render::Identity;
 
@@ -23,18 +24,19 @@ use render::Identity;
 pub const MAX_BODY_BYTES: usize = 20 * 1024 * 1024;
 
 /// Serves one responses request after the prelude.
-pub async fn handle(
-    api: &Api,
-    session: &mut Session,
-    _principal: &Principal,
-    log: &mut ApiLog,
-) -> Result<(), ApiError> {
+pub async fn handle(api: &Api, session: &mut Session, principal: &Principal, log: &mut ApiLog) -> Result<(), ApiError> {
     let limit = api.limits.max_body_bytes.max(MAX_BODY_BYTES);
     let body = io::read_body(session, limit, api.limits.body_timeout).await?;
     log.body_bytes = body.len();
     let headers = HeaderText::read(session);
     let scope_headers = headers.clone();
-    let mut req = api.parser.parse(body, move |b| request::parse(b, headers.route())).await?;
+    let parsed = api.parser.parse(body.clone(), move |b| request::parse(b, headers.route())).await;
+    let mut req = match parsed {
+        Err(ApiError::Inexpressible(_)) if api.builtin.on(OwnedRoute::Responses) => {
+            return handoff::forward(api, session, body, principal.forwarding.clone(), log).await;
+        }
+        parsed => parsed?,
+    };
     log.stream = req.stream;
     api.owner(&req.agent)?;
     let (default_agent, _permit) = api.admit_turn()?;

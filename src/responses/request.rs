@@ -16,6 +16,9 @@ const IMAGE_ONLY_USER_MESSAGE: &str = "User sent image(s) with no text.";
 const FILE_ONLY_USER_MESSAGE: &str = "User sent file(s) with no text.";
 pub const TOOLS_UNSUPPORTED: &str =
     "`tools` are not supported through clawbridge: the gateway's native `agent` method takes no client tools.";
+/// What a remote `input_image` gets when it cannot be handed on: the
+/// built-in's answer when its own fetch fails.
+pub const REMOTE_IMAGE: &str = "invalid request";
 pub const FILES_UNSUPPORTED: &str =
     "`input_file` content is not supported through clawbridge: the native `agent` method takes no files; send text or images.";
 
@@ -45,10 +48,10 @@ pub fn parse(body: &[u8], headers: RouteHeaders<'_>) -> Result<ResponsesTurn, Ap
     let model_override = route::model_override(headers.model_override)?;
     let input = &obj["input"];
     if input.as_array().is_some_and(|items| items.iter().any(has_file)) {
-        return Err(ApiError::InvalidRequest(FILES_UNSUPPORTED.into()));
+        return Err(ApiError::Inexpressible(FILES_UNSUPPORTED));
     }
     if obj.get("tools").and_then(Value::as_array).is_some_and(|t| !t.is_empty()) {
-        return Err(ApiError::InvalidRequest(TOOLS_UNSUPPORTED.into()));
+        return Err(ApiError::Inexpressible(TOOLS_UNSUPPORTED));
     }
     let user = obj.get("user").and_then(Value::as_str);
     let session = route::session_choice("openresponses", headers.session_key, user)?;
@@ -89,7 +92,9 @@ fn images(items: &[Value], active: Option<usize>) -> Result<Vec<crate::gateway::
     let mut out = Vec::new();
     for source in parts.iter().filter(|p| p["type"] == "input_image").map(|p| &p["source"]) {
         if source["type"] != "base64" {
-            return Err(refuse(crate::api::images::ImageError::Remote));
+            // The built-in fetches it (and answers `invalid request` when
+            // its fetch fails); clawbridge fetches nothing.
+            return Err(ApiError::Inexpressible(REMOTE_IMAGE));
         }
         let data = source["data"].as_str().unwrap_or_default();
         out.push(crate::api::images::attachment(source["media_type"].as_str(), data).map_err(refuse)?);
