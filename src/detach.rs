@@ -17,32 +17,38 @@ use async_trait::async_trait;
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream, ServerApp};
 use pingora::protocols::http::ServerSession;
 use pingora::protocols::Stream;
-use pingora::proxy::{HttpProxy, Session};
+use pingora::proxy::Session;
 use pingora::server::ShutdownWatch;
 
-use crate::proxy::Clawbridge;
-
-type App = HttpProxy<Clawbridge>;
+/// The HTTP app a connection is handed back to (the proxy app, in
+/// production); generic so this module does not depend on the proxy.
+pub trait App: HttpServerApp + Send + Sync + 'static {}
+impl<A: HttpServerApp + Send + Sync + 'static> App for A {}
 
 /// What a request needs to detach: the proxy app (to give the connection
 /// back) and the service's shutdown signal. Both are set once at start.
-#[derive(Default)]
-pub struct Detacher {
-    app: OnceLock<Weak<App>>,
+pub struct Detacher<A> {
+    app: OnceLock<Weak<A>>,
     shutdown: OnceLock<ShutdownWatch>,
 }
 
+impl<A> Default for Detacher<A> {
+    fn default() -> Self {
+        Detacher { app: OnceLock::new(), shutdown: OnceLock::new() }
+    }
+}
+
 /// A downstream HTTP/1 session taken out of Pingora's request task.
-pub struct Detached {
+pub struct Detached<A> {
     pub session: Box<ServerSession>,
-    app: Arc<App>,
+    app: Arc<A>,
     shutdown: ShutdownWatch,
 }
 
-impl Detacher {
+impl<A: App> Detacher<A> {
     /// Takes the downstream session out of `session`, or `None` (serve it in
     /// place) before the service has started or for a non-HTTP/1 session.
-    pub fn take(&self, session: &mut Session) -> Option<Detached> {
+    pub fn take(&self, session: &mut Session) -> Option<Detached<A>> {
         if !matches!(*session.downstream_session, ServerSession::H1(_)) {
             return None;
         }
@@ -56,7 +62,7 @@ impl Detacher {
     }
 }
 
-impl Detached {
+impl<A: App> Detached<A> {
     /// Finishes the response and, when the connection may be kept alive,
     /// serves its next requests as Pingora's own keep-alive loop does.
     pub async fn resume(self) {
@@ -71,7 +77,7 @@ impl Detached {
 /// Serves the requests of a connection one after another (in order,
 /// pipelined ones included), as Pingora's keep-alive loop does, restarting
 /// the connection guard's deadlines for each.
-async fn serve_connection(app: &Arc<App>, mut session: ServerSession, shutdown: &ShutdownWatch) {
+async fn serve_connection<A: App>(app: &Arc<A>, mut session: ServerSession, shutdown: &ShutdownWatch) {
     loop {
         conn_guard::begin_request(&session);
         let Some(reused) = app.process_new_http(session, shutdown).await else { return };
@@ -91,15 +97,15 @@ fn reused_session(reused: ReusedHttpStream) -> ServerSession {
 
 /// The proxy app as Pingora's listening service runs it, behind an `Arc`
 /// the detached tasks share.
-pub struct Shared {
-    app: Arc<App>,
-    detacher: Arc<Detacher>,
+pub struct Shared<A> {
+    app: Arc<A>,
+    detacher: Arc<Detacher<A>>,
     limits: ConnLimits,
 }
 
-impl Shared {
-    /// `detacher` is the one the app's `Clawbridge` holds.
-    pub fn new(app: App, detacher: Arc<Detacher>, limits: ConnLimits) -> Self {
+impl<A: App> Shared<A> {
+    /// `detacher` is the one the app's proxy holds.
+    pub fn new(app: A, detacher: Arc<Detacher<A>>, limits: ConnLimits) -> Self {
         let app = Arc::new(app);
         let _ = detacher.app.set(Arc::downgrade(&app));
         Shared { app, detacher, limits }
@@ -107,7 +113,7 @@ impl Shared {
 }
 
 #[async_trait]
-impl ServerApp for Shared {
+impl<A: App> ServerApp for Shared<A> {
     /// Pingora's plain-HTTP/1 path of `process_new` (no TLS, no h2c on
     /// this listener), with the stream guarded and pipelining on.
     async fn process_new(self: &Arc<Self>, stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {

@@ -1,30 +1,32 @@
 //! clawbridge: a Pingora sidecar in front of an OpenClaw gateway. It serves
-//! OpenAI `POST /v1/chat/completions` by running each turn over the
-//! gateway's native WebSocket `agent` method, and forwards all other
-//! traffic, WebSocket upgrades included, to the gateway unchanged.
+//! the gateway's OpenAI surface (chat completions, responses, models) by
+//! running each turn over the gateway's native WebSocket `agent` method, and
+//! forwards all other traffic, WebSocket upgrades included, unchanged.
 //!
-//! # Layout
-//! - [`config`]: clawbridge's YAML and env, and the gateway's JSON5 file.
-//! - [`proxy`]: the `ProxyHttp` dispatcher; [`detach`] serves chat requests
-//!   off Pingora's request task; [`server`] assembles the services
-//!   ([`colocated`] runs the gateway link on a one-thread proxy runtime).
-//! - [`chat`]: the chat route (validation, prompt folding, SSE/JSON output).
-//! - [`gateway`]: the multiplexed WebSocket client and its wire frames.
-//! - [`ingress`]: the front door: the route (on the gateway's routing path) and
-//!   the client (as the gateway attributes it, named upstream in `X-Forwarded-For`).
-//! - [`conn_guard`] (with [`head_scan`]) bounds every client connection in
-//!   time and head size; [`http_guard`] refuses what Node refuses up front.
-//! - [`reload`] follows the gateway's file and applies a changed secret,
-//!   rate limit or trusted proxies without a restart.
-//! - [`auth`], [`error`], [`metrics`], [`admin`], [`drain`], [`upstream`].
+//! # How a request flows
+//! 1. **Front door** ([`ingress`], [`proxy`]): the route is decided on the
+//!    path the gateway itself routes on, and the client attributed as the
+//!    gateway would attribute it. [`conn_guard`] and [`http_guard`] bound
+//!    every connection first.
+//! 2. **Route table** ([`ingress::routes`]): the one place an owned route is
+//!    declared (path, method). Anything else is forwarded, with the client
+//!    named in `X-Forwarded-For` ([`ingress::attribution`]).
+//! 3. **Owned routes** ([`api`]): one prelude for all (attribution, `Expect`,
+//!    method, bearer and lockout: [`auth`]), one error type ([`error`]); each
+//!    API parses its request ([`chat`], [`responses`], [`api::models`]).
+//!    Requests the native protocol cannot carry go to the gateway's own
+//!    endpoint ([`api::handoff`]).
+//! 4. **Turn driver** ([`turn`]): one agent turn on the shared link, from its
+//!    request to its end, with deadlines, keep-alives and abort on drop.
+//! 5. **Renderers** ([`chat::render`], [`responses::render`]): the turn's
+//!    events as each API's SSE or JSON.
+//! 6. **Gateway link** ([`gateway`]): the one multiplexed WebSocket, its
+//!    wire frames, runs and calls, reconnects and secret rotation.
 //!
-//! # Request flow
-//! A chat request is authenticated and validated exactly as the gateway's
-//! built-in endpoint does it, then started as an `agent` run on the one
-//! shared gateway connection. The connection task demultiplexes the
-//! gateway's events by run id into a per-request channel; the request's
-//! task turns them into SSE chunks or one JSON body. A client that goes
-//! away gets its run aborted with `chat.abort`.
+//! Around them: [`config`] and [`reload`] (the gateway's file, followed live),
+//! [`server`] (the Pingora services; [`detach`] serves owned requests off
+//! Pingora's request task, [`colocated`] runs the link beside the proxy),
+//! [`metrics`], [`admin`], [`drain`], [`logs`], [`upstream`].
 
 pub mod admin;
 pub mod api;

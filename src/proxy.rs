@@ -27,7 +27,7 @@ pub struct Clawbridge {
     /// `None` when no owned route is enabled: everything is passed through.
     pub api: Option<Arc<Api>>,
     pub upstream: crate::upstream::Upstream,
-    pub detacher: Arc<crate::detach::Detacher>,
+    pub detacher: Arc<crate::detach::Detacher<pingora::proxy::HttpProxy<Clawbridge>>>,
     /// The owned routes that are switched on.
     pub routes: Routes,
     /// `gateway.trustedProxies`: how clients are attributed and forwarded
@@ -200,7 +200,7 @@ async fn refuse(session: &mut Session, ctx: &mut Ctx, refusal: Refusal) -> Resul
 async fn serve_detached(
     svc: Arc<Api>,
     (route, client, forwarding): (OwnedRoute, Client, Forwarding),
-    mut detached: crate::detach::Detached,
+    mut detached: crate::detach::Detached<pingora::proxy::HttpProxy<Clawbridge>>,
     mut log: ApiLog,
     started: Instant,
     inflight: crate::drain::InFlight,
