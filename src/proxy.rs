@@ -148,9 +148,9 @@ impl ProxyHttp for Clawbridge {
         Ok(())
     }
 
-    /// Every forwarded request goes to the one gateway, over plain HTTP.
+    /// Every forwarded request goes to the one gateway (HTTPS for an `https://` upstream).
     async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        Ok(Box::new(HttpPeer::new(self.upstream.addr().await?, false, String::new())))
+        self.upstream.peer().await
     }
 
     /// Runs last: one access-log line and the request metrics.
