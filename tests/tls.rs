@@ -279,18 +279,22 @@ async fn a_wrong_server_name_is_refused() {
     assert_eq!(gw.connection_count(), 0, "no connection ever reached the gateway");
 }
 
-/// A CA file that is missing or holds no certificate stops clawbridge at
-/// start and in `--check`, naming the key (exit 64); TLS keys on a plain
-/// upstream are refused too.
+/// A CA file that is missing or holds no certificate, or no file and no
+/// system roots, stops clawbridge at start and in `--check`, naming the key
+/// (exit 64); TLS keys on a plain upstream are refused too.
 #[test]
 fn bad_tls_settings_are_config_errors() {
     let dir = tempfile::tempdir().unwrap();
     let junk = dir.path().join("junk.pem");
     std::fs::write(&junk, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").unwrap();
     let missing = dir.path().join("missing.pem");
-    let cases: [(&[(&str, &str)], &str); 3] = [
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    let cases: [(&[(&str, &str)], &str); 4] = [
         (&[("CLAWBRIDGE_UPSTREAM_CA_FILE", junk.to_str().unwrap())], "upstream_tls.ca_file"),
         (&[("CLAWBRIDGE_UPSTREAM_CA_FILE", missing.to_str().unwrap())], "upstream_tls.ca_file"),
+        // No bundle and a system without roots (as in the container image).
+        (&[("SSL_CERT_FILE", empty.to_str().unwrap())], "upstream_tls.ca_file"),
         (&[("CLAWBRIDGE_UPSTREAM", "127.0.0.1:1"), ("CLAWBRIDGE_UPSTREAM_SERVER_NAME", "gw.test")], "upstream_tls"),
     ];
     for (env, key) in cases {
