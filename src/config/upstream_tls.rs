@@ -154,6 +154,10 @@ fn load_roots(ca_file: Option<&PathBuf>) -> Result<RootCertStore, ConfigError> {
     match ca_file {
         Some(path) => {
             let key = "upstream_tls.ca_file";
+            // Pingora takes the path as a string (and would panic on a file it cannot load).
+            if path.to_str().is_none() {
+                return Err(ConfigError::new(key, format!("{}: not a UTF-8 path", path.display())));
+            }
             let text = std::fs::read(path).map_err(|e| ConfigError::new(key, format!("{}: {e}", path.display())))?;
             if !text.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
                 return Err(ConfigError::new(key, format!("{}: no PEM certificate in it", path.display())));
