@@ -13,6 +13,9 @@
 #          OCREF_TRUSTED_PROXIES=127.0.0.1, clawbridge `on` listening on 0.0.0.0; then the
 #          gateway restarted without trustedProxies (remote passthrough refused, 403).
 #          Needs root and iproute2 (ip netns); skipped (SKIP line) without them.
+# Phase tls: the gateway's own TLS on (gateway.tls, e2e/templates/tls.json5, a certificate of
+#          a test CA made here with openssl), clawbridge with an https:// upstream, the test
+#          CA as its bundle and the server name overridden: e2e/tls.py.
 #
 # Env knobs:
 #   E2E_SKIP_BUILD=1     don't run `cargo build --release -p clawbridge` (use the existing binary)
@@ -21,7 +24,7 @@
 #                        (checks the harness itself; phase 2 is skipped)
 #   E2E_SLOW=1           also run the upstream-5xx cases (~80 s each side: gateway retries)
 #   E2E_ONLY=regex       only these differential cases (phase-1 reference not rewritten)
-#   E2E_PHASES="1 2 3"   which phases to run
+#   E2E_PHASES="1 2 3 tls"   which phases to run
 #   E2E_NETNS_HOST_ADDR (10.231.7.1), E2E_NETNS_ADDR (10.231.7.2): the phase-3 veth pair (/30)
 #   E2E_BRIDGE_PORT (18800), E2E_ADMIN_PORT (18801); OCREF_* as in the kit's env.sh
 set -uo pipefail
@@ -47,7 +50,7 @@ BIN="${CLAWBRIDGE_BIN:-$REPO/target/release/clawbridge}"
 BRIDGE_GRACE="${E2E_BRIDGE_GRACE_SECS:-3}"   # CLAWBRIDGE_GRACE_PERIOD_SECS for the test (default there: 20)
 PY="$E2E/.venv/bin/python"
 SELFTEST="${E2E_SELFTEST:-0}"
-PHASES="${E2E_PHASES:-1 2 3}"
+PHASES="${E2E_PHASES:-1 2 3 tls}"
 
 export E2E_GATEWAY_URL="$GATEWAY_URL"
 export E2E_FAKE_URL="http://127.0.0.1:$OCREF_FAKE_LLM_PORT"
@@ -139,7 +142,7 @@ start_bridge() { # <mode inherit|on|off> <log name> [listen address, default 127
   done
   log "starting clawbridge (CLAWBRIDGE_CHAT_COMPLETIONS=$mode) on $listen, admin :$ADMIN_PORT"
   CLAWBRIDGE_LISTEN="$listen" \
-  CLAWBRIDGE_UPSTREAM="127.0.0.1:$OCREF_GATEWAY_PORT" \
+  CLAWBRIDGE_UPSTREAM="${E2E_UPSTREAM:-127.0.0.1:$OCREF_GATEWAY_PORT}" \
   CLAWBRIDGE_ADMIN_LISTEN="127.0.0.1:$ADMIN_PORT" \
   OPENCLAW_CONFIG_PATH="$OCREF_STATE/openclaw.json" \
   CLAWBRIDGE_CHAT_COMPLETIONS="$mode" \
@@ -159,6 +162,51 @@ start_bridge() { # <mode inherit|on|off> <log name> [listen address, default 127
     sleep 0.2
   done
   log "clawbridge ready (pid $BRIDGE_PID)"
+}
+
+# Phase tls: a test CA and a server certificate for gateway.test and localhost (not the IP),
+# where the TLS template expects them (__WORKSPACE__/../tls).
+TLS_DIR="$OCREF_WORKSPACE/../tls"
+make_test_ca() {
+  mkdir -p "$OCREF_WORKSPACE" && mkdir -p "$TLS_DIR" && rm -f "$TLS_DIR"/* || fail "cannot create $TLS_DIR"
+  (
+    cd "$TLS_DIR" || exit 1
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -keyout ca.key -out ca.crt \
+      -subj "/CN=clawbridge e2e test CA" -addext "basicConstraints=critical,CA:TRUE" \
+      -addext "keyUsage=critical,keyCertSign,cRLSign" \
+    && openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key -out server.csr \
+      -subj "/CN=gateway.test" \
+    && printf '%s\n' "subjectAltName=DNS:gateway.test,DNS:localhost" "basicConstraints=critical,CA:FALSE" \
+      "keyUsage=critical,digitalSignature" "extendedKeyUsage=serverAuth" >server.ext \
+    && openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -out server.crt \
+      -extfile server.ext
+  ) >"$OUT/tls-ca.log" 2>&1 || fail "openssl could not make the test CA (see $OUT/tls-ca.log)"
+  chmod 600 "$TLS_DIR/server.key" "$TLS_DIR/ca.key"
+}
+# The kit's start.sh polls http://.../readyz, which a TLS-only listener never answers:
+# it is given 3 s (OCREF_START_TIMEOUT) and reports "not ready" while the gateway and
+# fake LLM it started keep running; readiness is then polled over HTTPS with the test CA.
+start_gateway_tls() {
+  if alive_pid "$(cat "$OCREF_RUN/gateway.pid" 2>/dev/null)" || alive_pid "$(cat "$OCREF_RUN/fake_llm.pid" 2>/dev/null)"; then
+    fail "a kit gateway/fake LLM is already running (pid files in $OCREF_RUN); stop it with $KIT/stop.sh first"
+  fi
+  for p in "$OCREF_GATEWAY_PORT" "$OCREF_FAKE_LLM_PORT"; do
+    port_busy "$p" && fail "port 127.0.0.1:$p is already in use; cannot start the real gateway"
+  done
+  log "starting the real gateway with gateway.tls on: OCREF_TEMPLATE=e2e/templates/tls.json5 $KIT/start.sh"
+  GATEWAY_STARTED=1
+  OCREF_TEMPLATE="$E2E/templates/tls.json5" OCREF_FRESH=1 OCREF_START_TIMEOUT=3 "$KIT/start.sh" >>"$OUT/gateway.log" 2>&1 \
+    || log "start.sh: $(tail -1 "$OUT/gateway.log") (expected: it polls plain HTTP); waiting on HTTPS"
+  local t0 deadline; t0=$(date +%s); deadline=$(( t0 + 120 ))
+  until curl -fsS -o /dev/null --max-time 2 --cacert "$TLS_DIR/ca.crt" "https://localhost:$OCREF_GATEWAY_PORT/readyz" 2>/dev/null \
+      && curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$OCREF_FAKE_LLM_PORT/health" 2>/dev/null; do
+    if ! alive_pid "$(cat "$OCREF_RUN/gateway.pid" 2>/dev/null)"; then
+      tail -30 "$OCREF_RUN/gateway.out" >&2; fail "the real gateway exited during its TLS start (see $OCREF_RUN/gateway.out)"
+    fi
+    [ "$(date +%s)" -lt "$deadline" ] || fail "the real gateway not ready over HTTPS within 120 s (see $OCREF_RUN/gateway.out)"
+    sleep 0.25
+  done
+  log "the real gateway is ready over HTTPS ($(( $(date +%s) - t0 ))s after start.sh returned)"
 }
 
 # Phase 3's remote client: a network namespace of its own, joined to the host by a
@@ -297,6 +345,23 @@ if [[ " $PHASES " == *" 3 "* ]]; then
     stop_bridge
     stop_gateway
     teardown_netns
+  fi
+fi
+
+if [[ " $PHASES " == *" tls "* ]]; then
+  if [ "$SELFTEST" = "1" ]; then
+    skip_suite tls "E2E_SELFTEST=1: the phase is about clawbridge's upstream TLS"
+  else
+    log "##### phase tls: the gateway's own TLS on; clawbridge with an https:// upstream"
+    make_test_ca
+    start_gateway_tls
+    E2E_UPSTREAM="https://127.0.0.1:$OCREF_GATEWAY_PORT" CLAWBRIDGE_UPSTREAM_CA_FILE="$TLS_DIR/ca.crt" \
+      CLAWBRIDGE_UPSTREAM_SERVER_NAME=gateway.test start_bridge inherit tls
+    E2E_TLS_GATEWAY_URL="https://localhost:$OCREF_GATEWAY_PORT" E2E_TLS_CA="$TLS_DIR/ca.crt" \
+      E2E_TLS_UPSTREAM="https://127.0.0.1:$OCREF_GATEWAY_PORT" E2E_CLAWBRIDGE_BIN="$BIN" \
+      run_suite tls "$PY" "$E2E/tls.py"
+    stop_bridge
+    stop_gateway
   fi
 fi
 

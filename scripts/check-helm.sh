@@ -51,7 +51,14 @@ import glob, os, sys, yaml
 for f in glob.glob(os.path.join(sys.argv[1], "*.yaml")):
     for doc in yaml.safe_load_all(open(f)):
         if doc and doc.get("kind") == "ConfigMap" and "clawbridge.yaml" in (doc.get("data") or {}):
-            open(f[:-5] + ".clawbridge-config", "w").write(doc["data"]["clawbridge.yaml"])
+            text = doc["data"]["clawbridge.yaml"]
+            cfg = yaml.safe_load(text)
+            # upstream_tls.ca_file names the pod's Secret mount; --check loads the bundle, so it
+            # gets this machine's CA bundle at that key instead (the key names are what is checked).
+            if (cfg.get("upstream_tls") or {}).get("ca_file") and os.path.exists("/etc/ssl/certs/ca-certificates.crt"):
+                cfg["upstream_tls"]["ca_file"] = "/etc/ssl/certs/ca-certificates.crt"
+                text = yaml.safe_dump(cfg)
+            open(f[:-5] + ".clawbridge-config", "w").write(text)
 PY
   for cfg in "$out"/*.clawbridge-config; do
     if OPENCLAW_GATEWAY_TOKEN=helm-check "$BIN" --config "$cfg" --check >/dev/null; then

@@ -41,6 +41,11 @@ struct Cli {
     check: bool,
 }
 
+/// How the gateway is reached: plaintext, or TLS and what it is verified with.
+fn upstream_transport(cfg: &Config) -> String {
+    cfg.upstream_tls.as_ref().map_or_else(|| "plaintext (http/ws)".to_string(), |t| t.describe())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let cfg = match Config::load(cli.config.as_deref(), &|k| std::env::var(k).ok()) {
@@ -53,12 +58,13 @@ fn main() -> ExitCode {
     let trust = clawbridge::ingress::GatewayTrust::of(&cfg.gateway.attribution, &cfg.upstream);
     if cli.check {
         println!(
-            "clawbridge: config ok (listen {}, upstream {}, admin {}, chat completions {}, responses {})\nclawbridge: {}",
+            "clawbridge: config ok (listen {}, upstream {}, admin {}, chat completions {}, responses {})\nclawbridge: upstream {}\nclawbridge: {}",
             cfg.listen,
             cfg.upstream,
             cfg.admin_listen,
             if cfg.chat_enabled() { "on" } else { "off" },
             if cfg.responses_enabled() { "on" } else { "off" },
+            upstream_transport(&cfg),
             trust.describe()
         );
         return ExitCode::SUCCESS;
@@ -69,6 +75,7 @@ fn main() -> ExitCode {
     tracing::info!(
         listen = %cfg.listen,
         upstream = %cfg.upstream,
+        upstream_transport = %upstream_transport(&cfg),
         admin = %cfg.admin_listen,
         chat_completions = cfg.chat_enabled(),
         responses = cfg.responses_enabled(),

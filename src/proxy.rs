@@ -145,7 +145,7 @@ impl ProxyHttp for Clawbridge {
         Ok(())
     }
 
-    /// Every forwarded request goes to the one gateway, over plain HTTP.
+    /// Every forwarded request goes to the one gateway (HTTPS for an `https://` upstream).
     async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
         self.upstream.peer().await
     }

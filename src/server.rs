@@ -42,6 +42,9 @@ pub fn build(cfg: &Config) -> Result<Server, Box<pingora::Error>> {
         // pool: no cross-thread wake-ups between a connection's tasks.
         // Passthrough +22% req/s, chat unchanged (BENCHMARKS.md).
         work_stealing: false,
+        // The passthrough connector's roots (`upstream_tls.ca_file`, loaded
+        // and checked by the config); `None`: the system's.
+        ca_file: cfg.upstream_tls.as_ref().and_then(|t| t.ca_file.as_ref()).map(|p| p.display().to_string()),
         ..Default::default()
     };
     let mut server = Server::new_with_opt_and_conf(Opt::default(), conf);
@@ -82,7 +85,7 @@ pub fn build(cfg: &Config) -> Result<Server, Box<pingora::Error>> {
         ));
         targets.auth = Some(auth.clone());
         targets.credentials = Some(creds_tx);
-        let upstream = crate::upstream::Upstream::new(&cfg.upstream);
+        let upstream = crate::upstream::Upstream::new(&cfg.upstream, cfg.upstream_tls.as_ref());
         let mut svc = Api::new(gw.clone(), auth, cfg.limits.clone(), drain.clone(), upstream);
         svc.agents_configured = agents_configured.clone();
         svc.builtin.set(cfg.gateway.chat_completions_enabled, cfg.gateway.responses_enabled);
@@ -98,7 +101,7 @@ pub fn build(cfg: &Config) -> Result<Server, Box<pingora::Error>> {
         Clawbridge {
             drain: drain.clone(),
             api,
-            upstream: crate::upstream::Upstream::new(&cfg.upstream),
+            upstream: crate::upstream::Upstream::new(&cfg.upstream, cfg.upstream_tls.as_ref()),
             detacher: detacher.clone(),
             routes: cfg.routes(),
             attributor: attributor.clone(),
@@ -135,6 +138,7 @@ pub fn build(cfg: &Config) -> Result<Server, Box<pingora::Error>> {
 fn gateway_settings(cfg: &Config) -> GatewaySettings {
     GatewaySettings {
         upstream: cfg.upstream.clone(),
+        tls: cfg.upstream_tls.as_ref().map(|t| gateway::LinkTls::new(t, &cfg.upstream)),
         handshake_timeout: cfg.limits.handshake_timeout,
         max_frame_bytes: cfg.limits.max_frame_bytes,
         reconnect_min: std::time::Duration::from_millis(100),

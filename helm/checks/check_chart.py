@@ -34,7 +34,7 @@ KUBE_VERSIONS = ["1.30.0", "1.37.0"]  # oldest supported by the preStop sleep ac
 LINT_KUBE_VERSION = "v1.30.0"
 RELEASE, NAMESPACE = "ci", "ci"
 CRD_GROUPS = ("monitoring.coreos.com/",)
-CLAWBRIDGE_YAML_KEYS = {"listen", "upstream", "admin_listen", "chat_completions", "openclaw_config",
+CLAWBRIDGE_YAML_KEYS = {"listen", "upstream", "upstream_tls", "admin_listen", "chat_completions", "openclaw_config",
                         "log_format", "threads", "grace_period_secs", "limits"}
 CLAWBRIDGE_LIMIT_KEYS = {"max_body_bytes", "max_concurrent_runs", "max_frame_bytes", "run_timeout_secs",
                          "accept_timeout_ms", "handshake_timeout_ms", "body_timeout_ms",
@@ -269,6 +269,16 @@ def structural(values: dict, rendered: dict[str, list[dict]]) -> list[str]:
              "gateway config mount missing")
     else:
         need(cfg.get("upstream") == values["standalone"]["upstream"], "standalone upstream mismatch")
+        tls = values["standalone"].get("tls") or {}
+        if cfg["upstream"].startswith("https://"):
+            ca = f"{values['upstreamCaMountPath']}/{tls['caKey']}"
+            need((cfg.get("upstream_tls") or {}).get("ca_file") == ca, f"upstream_tls.ca_file must be {ca}")
+            need((cfg.get("upstream_tls") or {}).get("server_name") == (tls.get("serverName") or None),
+                 "upstream_tls.server_name mismatch")
+            mounts = {m["mountPath"]: m["name"] for m in cb.get("volumeMounts") or []}
+            need(mounts.get(values["upstreamCaMountPath"]) == "upstream-ca", "upstream CA mount missing")
+        else:
+            need("upstream_tls" not in cfg, "upstream_tls set for a plain upstream")
     cb_env = {e["name"]: e.get("value") for e in cb.get("env") or []}
     need(cb_env.get("OPENCLAW_CONFIG_PATH") == cfg.get("openclaw_config"),
          "clawbridge OPENCLAW_CONFIG_PATH differs from clawbridge.yaml openclaw_config")
@@ -474,6 +484,11 @@ def main() -> int:
     must_fail_render("chatCompletions: maybe (schema)", {"clawbridge": {"chatCompletions": "maybe"}}, r"chatCompletions")
     must_fail_render("standalone without upstream", {"mode": "standalone"}, r"standalone.upstream is required")
     must_fail_render("existingSecret and token together", {"auth": {"existingSecret": "x"}}, r"not both")
+    must_fail_render("https upstream without a CA Secret",
+                     {"mode": "standalone", "standalone": {"upstream": "https://gw.example:443"}}, r"caSecret is empty")
+    must_fail_render("upstream TLS on a plain upstream",
+                     {"mode": "standalone", "standalone": {"upstream": "gw:1", "tls": {"serverName": "gw"}}},
+                     r"not https://")
 
     def old_kube_sleep() -> str:
         try:

@@ -6,6 +6,7 @@
 mod gateway_file;
 mod live;
 mod secret;
+mod upstream_tls;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use serde::Deserialize;
 pub use gateway_file::{AuthMode, GatewayFile, RateLimit};
 pub use live::Live;
 pub use secret::Secret;
+pub use upstream_tls::UpstreamTls;
 
 /// One line, naming the key; `main` prints it and exits 64.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +56,8 @@ pub enum LogFormat {
 struct FileConfig {
     listen: Option<String>,
     upstream: Option<String>,
+    #[serde(default)]
+    upstream_tls: upstream_tls::FileUpstreamTls,
     admin_listen: Option<String>,
     chat_completions: Option<ChatSwitch>,
     responses: Option<ChatSwitch>,
@@ -128,7 +132,11 @@ impl Limits {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// The gateway's `host:port` (the scheme of `upstream` stripped).
     pub upstream: String,
+    /// `Some` for an `https://` upstream: the link dials `wss://`, passthrough
+    /// speaks HTTPS, both verified with these settings.
+    pub upstream_tls: Option<UpstreamTls>,
     pub admin_listen: SocketAddr,
     pub chat_switch: ChatSwitch,
     pub responses_switch: ChatSwitch,
@@ -184,10 +192,11 @@ impl Config {
         let get = |var: &str| env(var).filter(|v| !v.trim().is_empty());
         let listen = addr("listen", get("CLAWBRIDGE_LISTEN").or(f.listen), "0.0.0.0:8080")?;
         let admin_listen = addr("admin_listen", get("CLAWBRIDGE_ADMIN_LISTEN").or(f.admin_listen), "0.0.0.0:9464")?;
-        let upstream = get("CLAWBRIDGE_UPSTREAM").or(f.upstream).unwrap_or_else(|| "127.0.0.1:18789".into());
-        if !upstream.contains(':') || upstream.contains('/') {
-            return Err(ConfigError::new("upstream", format!("expected host:port, got {upstream:?}")));
-        }
+        let (upstream, upstream_tls) = upstream_tls::resolve(
+            &get("CLAWBRIDGE_UPSTREAM").or(f.upstream).unwrap_or_else(|| "127.0.0.1:18789".into()),
+            get("CLAWBRIDGE_UPSTREAM_CA_FILE").map(PathBuf::from).or(f.upstream_tls.ca_file),
+            get("CLAWBRIDGE_UPSTREAM_SERVER_NAME").or(f.upstream_tls.server_name),
+        )?;
         let chat_switch = match get("CLAWBRIDGE_CHAT_COMPLETIONS") {
             Some(v) => parse_enum::<ChatSwitch>("CLAWBRIDGE_CHAT_COMPLETIONS", &v, "inherit, on or off")?,
             None => f.chat_completions.unwrap_or(ChatSwitch::Inherit),
@@ -333,6 +342,7 @@ impl Config {
         let cfg = Config {
             listen,
             upstream,
+            upstream_tls,
             admin_listen,
             chat_switch,
             responses_switch,

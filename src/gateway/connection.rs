@@ -17,7 +17,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::{sleep, timeout, Instant};
-use tokio_tungstenite::tungstenite::{self, protocol::frame::CloseFrame, protocol::WebSocketConfig, Message};
+use tokio_tungstenite::tungstenite::{self, protocol::frame::CloseFrame, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::decode::{self, AgentData, Payload};
@@ -244,18 +244,7 @@ const REFUSED: &str = "gateway refused connect";
 /// gateway's default agent id.
 pub(super) async fn connect(settings: &GatewaySettings, creds: &Credentials) -> Result<(Link, Arc<str>), Arc<str>> {
     let fut = async {
-        let tcp =
-            TcpStream::connect(&settings.upstream).await.map_err(|e| format!("connect {}: {e}", settings.upstream))?;
-        tcp.set_nodelay(true).map_err(|e| format!("set TCP_NODELAY: {e}"))?;
-        let url = format!("ws://{}/", settings.upstream);
-        let mut config = WebSocketConfig::default();
-        config.max_message_size = Some(transport_bound(settings.max_frame_bytes));
-        config.max_frame_size = Some(transport_bound(settings.max_frame_bytes));
-        // tungstenite zeroes its read buffer per read: 128 KiB by default.
-        config.read_buffer_size = 16 * 1024;
-        let (mut ws, _) = tokio_tungstenite::client_async_with_config(url, MaybeTlsStream::Plain(tcp), Some(config))
-            .await
-            .map_err(|e| format!("websocket upgrade: {e}"))?;
+        let mut ws = super::dial::dial(settings).await?;
         let connect_id = format!("connect-{}", uuid::Uuid::new_v4());
         let instance = uuid::Uuid::new_v4().to_string();
         let frame = frames::connect_request(&connect_id, creds.kind, creds.secret.expose(), &instance);

@@ -6,6 +6,7 @@
 
 mod connection;
 pub mod decode;
+mod dial;
 pub mod frames;
 mod rotation;
 pub(crate) mod run_events;
@@ -20,13 +21,17 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub use connection::{channel, Driver, LinkHooks};
+pub use dial::LinkTls;
 pub use frames::{AssistantData, ErrorShape, LifecycleData, RunUsage};
 
 /// Connection settings, derived from [`crate::config::Config`]. The secret
 /// is apart ([`Credentials`]): it can change while the link runs.
 #[derive(Debug, Clone)]
 pub struct GatewaySettings {
+    /// `host:port`.
     pub upstream: String,
+    /// `Some`: the link is `wss://`, verified (`upstream_tls`).
+    pub tls: Option<LinkTls>,
     pub handshake_timeout: Duration,
     pub max_frame_bytes: usize,
     pub reconnect_min: Duration,

@@ -43,6 +43,7 @@ fn link() -> Gateway {
         reconnect_min: Duration::from_millis(100),
         reconnect_max: Duration::from_secs(1),
         run_buffer_bytes: 1 << 20,
+        tls: None,
     };
     let creds = crate::gateway::Credentials {
         kind: crate::gateway::frames::SecretKind::None,

@@ -118,6 +118,13 @@ Upstream (gateway) host:port clawbridge dials.
 {{- end }}
 
 {{/*
+"true" when clawbridge dials the gateway over TLS (standalone, https:// upstream).
+*/}}
+{{- define "clawbridge.upstreamTls" -}}
+{{- if and (ne .Values.mode "sidecar") (hasPrefix "https://" (default "" .Values.standalone.upstream)) }}true{{ end }}
+{{- end }}
+
+{{/*
 The gateway's openclaw.json (JSON, which is valid JSON5): the user's non-secret
 gateway.config with the keys this chart owns laid on top.
 */}}
@@ -160,6 +167,16 @@ openclaw_config: {{ printf "%s/openclaw.json" .Values.configMountPath | quote }}
 {{- with $c.threads }}
 threads: {{ int . }}
 {{- end }}
+{{- if include "clawbridge.upstreamTls" . }}
+{{- $t := .Values.standalone.tls }}
+upstream_tls:
+  {{- with $t.caSecret }}
+  ca_file: {{ printf "%s/%s" $.Values.upstreamCaMountPath $t.caKey | quote }}
+  {{- end }}
+  {{- with $t.serverName }}
+  server_name: {{ . | quote }}
+  {{- end }}
+{{- end }}
 {{- with $c.limits }}
 limits:
   {{- toYaml . | nindent 2 }}
@@ -188,6 +205,12 @@ Validation of values that the schema cannot express. Included from the Deploymen
 {{- end }}
 {{- if and .Values.auth.existingSecret (or .Values.auth.token .Values.auth.password) }}
 {{- fail "set either auth.existingSecret or auth.token/auth.password, not both" }}
+{{- end }}
+{{- if and (include "clawbridge.upstreamTls" .) (not .Values.standalone.tls.caSecret) }}
+{{- fail "standalone.upstream is https:// but standalone.tls.caSecret is empty: the image has no system CA roots; name a Secret holding the gateway's CA bundle" }}
+{{- end }}
+{{- if and (not (include "clawbridge.upstreamTls" .)) (or .Values.standalone.tls.caSecret .Values.standalone.tls.serverName) }}
+{{- fail "standalone.tls is set but the upstream is not https:// (standalone mode)" }}
 {{- end }}
 {{- if eq (int $c.ports.http) (int $c.ports.admin) }}
 {{- fail "clawbridge.ports.http and clawbridge.ports.admin must differ" }}
