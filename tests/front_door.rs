@@ -235,9 +235,11 @@ async fn check_and_readiness_say_whether_remote_clients_are_served() {
     let check = |extra: &str| {
         let mut cfg = tempfile::NamedTempFile::new().unwrap();
         std::io::Write::write_all(&mut cfg, config(extra).as_bytes()).unwrap();
+        let state = tempfile::tempdir().unwrap();
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_clawbridge"))
             .arg("--check")
             .env_clear()
+            .env("CLAWBRIDGE_STATE_DIR", state.path())
             .env("OPENCLAW_CONFIG_PATH", cfg.path())
             .env("CLAWBRIDGE_UPSTREAM", "127.0.0.1:18789")
             .output()

@@ -6,7 +6,10 @@
 
 mod connection;
 pub mod decode;
+pub mod device;
 pub mod frames;
+mod handshake;
+pub mod readiness;
 mod rotation;
 mod run_events;
 
@@ -19,6 +22,7 @@ use tokio::sync::{mpsc, watch};
 
 pub use connection::{channel, Driver, LinkHooks};
 pub use frames::{AssistantData, ErrorShape, LifecycleData, RunUsage};
+pub use readiness::{LinkInfo, LinkInfoCell, NotReady, Pairing, PairingState, ServerInfo};
 
 /// Connection settings, derived from [`crate::config::Config`]. The secret
 /// is apart ([`Credentials`]): it can change while the link runs.
@@ -31,6 +35,10 @@ pub struct GatewaySettings {
     pub reconnect_max: Duration,
     /// Bytes of events queued per run before the run is declared a slow reader.
     pub run_buffer_bytes: usize,
+    /// The device identity presented in `connect` (`None`: device-less).
+    pub device: Option<Arc<device::DeviceAuth>>,
+    /// What `/readyz` and the metrics show of the current link.
+    pub info: Arc<LinkInfoCell>,
 }
 
 /// What the link authenticates with. A new value (the gateway's file was
@@ -63,8 +71,9 @@ impl Credentials {
 /// What the chat layer sees of the link.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LinkState {
-    /// Not connected yet, or reconnecting; `reason` is the last failure.
-    Down { reason: Arc<str> },
+    /// Not connected yet, or reconnecting; `reason` is the last failure
+    /// (typed for `/readyz`; the chat layer sees only "not ready").
+    Down { reason: NotReady },
     /// Authenticated with write scope.
     Ready { default_agent: Arc<str> },
 }
