@@ -124,7 +124,9 @@ setup_node() {
 }
 
 start_gateway() { # [extra env assignments...]
-  local run; run=$(env "$@" bash -c '. "$1/env.sh"; echo "$OCREF_RUN"' _ "$KIT")
+  local run
+  # shellcheck disable=SC2016 # expanded by the inner shell, with the gateway's env
+  run=$(env "$@" bash -c '. "$1/env.sh"; echo "$OCREF_RUN"' _ "$KIT")
   if alive_pid "$(cat "$run/gateway.pid" 2>/dev/null)" || alive_pid "$(cat "$run/fake_llm.pid" 2>/dev/null)"; then
     fail "a kit gateway/fake LLM is already running (pid files in $OCREF_RUN); stop it with $KIT/stop.sh first"
   fi
