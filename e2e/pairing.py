@@ -9,6 +9,7 @@
     the device, the request and the approve command; retries reuse the
     request; `openclaw devices approve` -> ready without a restart, a chat
     turn works; a restart with the same state dir needs no new approval;
+    `openclaw devices rotate` -> the new device token is stored, ready again;
     `openclaw devices revoke` -> not ready again.
 --mode legacy : an older gateway on loopback that demands a device
     (2026.3.31): clawbridge, started by run.sh, is ready (the gateway paired
@@ -202,6 +203,20 @@ def remote(c: httpx.Client, state: Path) -> None:
                 f"{status} {json.dumps(body)[:300]}")
         left = [p for p in devices_list().get("pending", []) if p.get("deviceId") == device_id]
         R.check("no new pairing request after the restart", left == [], json.dumps(left)[:200])
+
+        # The gateway rotates the device token: it closes the device's links; the
+        # reconnect gets the new token, which replaces the stored one.
+        before = json.loads(tok.read_text())["token"]
+        devices("rotate", "--device", device_id, "--role", "operator")
+        t0 = time.monotonic()
+        new = before
+        while time.monotonic() - t0 < 20 and new == before:
+            time.sleep(0.2)
+            new = json.loads(tok.read_text())["token"] if tok.exists() else before
+        t, status, body = b.wait_readyz(c, lambda s, v: s == 200, 20)
+        R.check("token rotated by the gateway: the new one is stored, ready again", new != before and status == 200,
+                f"changed={new != before} {status} {json.dumps(body.get('device'))}")
+        R.check("no secret in the log after the rotation", new not in b.logs() and before not in b.logs())
 
         devices("revoke", "--device", device_id, "--role", "operator")
         t, status, body = b.wait_readyz(c, lambda s, v: pending(v), 20)
