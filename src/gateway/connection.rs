@@ -135,7 +135,7 @@ impl Down {
         match code {
             Some(AUTH_CHANGED) if device_removed => Down::with_client(
                 reason,
-                "the gateway removed clawbridge's device (WebSocket close code 4001 \"device removed\"), so the run was stopped; clawbridge must be approved again".into(),
+                "the gateway closed the link of clawbridge's device (WebSocket close code 4001 \"device removed\": the device was revoked or removed, or its token rotated), so the run was stopped; retry it".into(),
             ),
             Some(AUTH_CHANGED) => Down::with_client(
                 reason,
