@@ -294,7 +294,7 @@ pub(super) async fn connect(settings: &GatewaySettings, creds: &Credentials) -> 
         let (mut ws, _) = tokio_tungstenite::client_async_with_config(url, MaybeTlsStream::Plain(tcp), Some(config))
             .await
             .map_err(|e| format!("websocket upgrade: {e}"))?;
-        let hello = handshake::handshake(&mut ws, creds, settings.device.as_deref()).await?;
+        let hello = handshake::handshake(&mut ws, creds, settings.device.as_ref()).await?;
         let link = Link {
             ws,
             tick: Duration::from_millis(hello.tick_ms.max(100)),

@@ -232,7 +232,7 @@ pub struct HelloAuth {
 }
 
 /// A string from the gateway that must never be printed (a device token).
-#[derive(Deserialize)]
+#[derive(Deserialize, PartialEq)]
 #[serde(transparent)]
 pub struct Redacted(pub String);
 
@@ -454,6 +454,33 @@ mod tests {
         assert_eq!(pw["params"]["auth"], json!({"password": "pw"}));
         let none: Value = serde_json::from_str(&connect_request("c1", SecretKind::None, "", "i1")).unwrap();
         assert!(none["params"].get("auth").is_none());
+    }
+
+    #[test]
+    fn connect_frame_carries_the_device_block_and_a_device_token() {
+        let proof = super::super::device::Proof {
+            id: "d".into(),
+            public_key: "k".into(),
+            signature: "s".into(),
+            signed_at: 7,
+            nonce: "n".into(),
+        };
+        let args = ConnectArgs {
+            secret_kind: SecretKind::None,
+            secret: "",
+            device_token: Some("dt"),
+            device: Some(&proof),
+            instance_id: "i1",
+        };
+        let v: Value = serde_json::from_str(&connect_request_with("c1", &args)).unwrap();
+        assert_eq!(v["params"]["auth"], json!({"deviceToken": "dt"}));
+        assert_eq!(
+            v["params"]["device"],
+            json!({"id": "d", "publicKey": "k", "signature": "s", "signedAt": 7, "nonce": "n"})
+        );
+        let args = ConnectArgs { secret_kind: SecretKind::Token, secret: "tok", device_token: None, ..args };
+        let v: Value = serde_json::from_str(&connect_request_with("c1", &args)).unwrap();
+        assert_eq!(v["params"]["auth"], json!({"token": "tok"}));
     }
 
     #[test]

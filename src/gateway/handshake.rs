@@ -45,7 +45,7 @@ struct Challenge {
 pub(super) async fn handshake(
     ws: &mut Ws,
     creds: &Credentials,
-    device: Option<&DeviceAuth>,
+    device: Option<&Arc<DeviceAuth>>,
 ) -> Result<Hello, NotReady> {
     let nonce = match device {
         Some(_) => wait_challenge(ws).await?,
@@ -55,7 +55,7 @@ pub(super) async fn handshake(
     let instance = uuid::Uuid::new_v4().to_string();
     // As the gateway's own client does: a configured shared secret is what
     // authenticates; the stored device token only when there is none.
-    let stored = device.and_then(DeviceAuth::token);
+    let stored = device.and_then(|d| d.token());
     let device_token = match creds.kind {
         SecretKind::None => stored.as_ref().map(|t| t.expose()),
         SecretKind::Token | SecretKind::Password => None,
@@ -99,13 +99,17 @@ pub(super) async fn handshake(
             continue; // anything else before hello-ok
         }
         if frame.ok != Some(true) {
-            return Err(refusal(&text, device));
+            let (why, effect) = refusal(&text, device.map(|d| d.identity().device_id()));
+            apply(device, effect).await;
+            return Err(why);
         }
         let hello: HelloOk = frame
             .payload
             .and_then(|p| serde_json::from_str(p.get()).ok())
             .ok_or_else(|| "connect answer is not hello-ok".to_string())?;
-        return accept(hello, device);
+        let (hello, effect) = accept(hello, device.is_some())?;
+        apply(device, effect).await;
+        return Ok(hello);
     }
 }
 
@@ -152,35 +156,61 @@ async fn next_text(ws: &mut Ws) -> Result<String, NotReady> {
     }
 }
 
-/// Checks the grant and keeps a device token.
-fn accept(hello: HelloOk, device: Option<&DeviceAuth>) -> Result<Hello, NotReady> {
+/// What a handshake's answer asks of the device-token store.
+#[derive(Debug, PartialEq)]
+enum TokenEffect {
+    None,
+    /// `hello-ok` issued (or re-issued, or rotated) this token.
+    Store(frames::Redacted),
+    /// The token is dead (pairing required again, or refused).
+    Clear,
+}
+
+/// Applies `effect` off the event loop (an fsync must not stall the
+/// requests sharing the link's thread). Store failures are logged: the link
+/// works without the file, only a restart would miss the token.
+async fn apply(device: Option<&Arc<DeviceAuth>>, effect: TokenEffect) {
+    let Some(d) = device else { return };
+    let held = d.token();
+    let work: Box<dyn FnOnce(&DeviceAuth) + Send> = match effect {
+        TokenEffect::None => return,
+        TokenEffect::Store(t) if held.as_ref().is_some_and(|h| h.matches(t.0.as_bytes())) => return,
+        TokenEffect::Clear if held.is_none() => return,
+        TokenEffect::Store(t) => Box::new(move |d: &DeviceAuth| match d.store_token(&t.0) {
+            Ok(_) => tracing::info!(device_id = d.identity().device_id(), "stored the device token the gateway issued"),
+            Err(e) => tracing::warn!(error = %e, "could not store the device token"),
+        }),
+        TokenEffect::Clear => Box::new(|d: &DeviceAuth| {
+            tracing::info!(
+                device_id = d.identity().device_id(),
+                "forgetting the device token the gateway no longer accepts"
+            );
+            if let Err(e) = d.clear_token() {
+                tracing::warn!(error = %e, "could not remove the device token");
+            }
+        }),
+    };
+    let d = d.clone();
+    let _ = tokio::task::spawn_blocking(move || work(&d)).await;
+}
+
+/// Checks the grant; says what to keep of a device token.
+fn accept(hello: HelloOk, has_device: bool) -> Result<(Hello, TokenEffect), NotReady> {
     let scopes = hello.auth.as_ref().map(|a| a.scopes.clone()).unwrap_or_default();
     if !scopes.iter().any(|s| s == frames::WRITE_SCOPE || s == frames::ADMIN_SCOPE) {
         return Err(NotReady::from(format!(
             "gateway granted scopes {scopes:?} without operator.write; clawbridge must reach the gateway over loopback, without proxy headers, or as a paired device"
         )));
     }
-    let issued = hello.auth.as_ref().and_then(|a| a.device_token.as_ref()).filter(|t| !t.0.is_empty());
-    let paired = match (issued, device) {
-        (Some(token), Some(d)) => {
-            match d.store_token(&token.0) {
-                Ok(true) => {
-                    tracing::info!(device_id = d.identity().device_id(), "stored the device token the gateway issued")
-                }
-                Ok(false) => {}
-                // The link still works; only a restart would need the token.
-                Err(e) => tracing::warn!(error = %e, "could not store the device token"),
-            }
-            true
-        }
-        _ => false,
-    };
+    let issued = hello.auth.and_then(|a| a.device_token).filter(|t| !t.0.is_empty() && has_device);
+    let paired = issued.is_some();
+    let effect = issued.map_or(TokenEffect::None, TokenEffect::Store);
     let server = ServerInfo {
         protocol: hello.protocol,
         version: Arc::from(hello.server.and_then(|s| s.version).unwrap_or_else(|| "unknown".into())),
     };
     let policy = hello.policy.as_ref();
-    Ok(Hello {
+    let hello = Hello {
         tick_ms: policy.and_then(|p| p.tick_interval_ms).unwrap_or(30_000),
         max_payload: policy.and_then(|p| p.max_payload).and_then(|n| usize::try_from(n).ok()).filter(|&n| n > 0),
         default_agent: Arc::from(
@@ -192,11 +222,12 @@ fn accept(hello: HelloOk, device: Option<&DeviceAuth>) -> Result<Hello, NotReady
         ),
         server,
         paired,
-    })
+    };
+    Ok((hello, effect))
 }
 
-/// Decodes a refused `connect` into why.
-fn refusal(text: &str, device: Option<&DeviceAuth>) -> NotReady {
+/// Decodes a refused `connect` into why (`own`: this device's id).
+fn refusal(text: &str, own: Option<&str>) -> (NotReady, TokenEffect) {
     #[derive(Deserialize)]
     struct Res {
         #[serde(default)]
@@ -207,29 +238,17 @@ fn refusal(text: &str, device: Option<&DeviceAuth>) -> NotReady {
     let detail_code = details.code.as_deref().unwrap_or("");
     if detail_code == "PAIRING_REQUIRED" {
         // A revoked device's token is dead; approval issues a new one.
-        if let Some(d) = device {
-            if let Err(err) = d.clear_token() {
-                tracing::warn!(error = %err, "could not remove the device token");
-            }
-        }
-        let own = device.map(|d| d.identity().device_id().to_owned());
-        return NotReady::PairingRequired(Arc::new(Pairing {
-            device_id: own.or(details.device_id).unwrap_or_default(),
+        let pairing = Pairing {
+            device_id: own.map(str::to_owned).or(details.device_id).unwrap_or_default(),
             request_id: details.request_id.filter(|r| is_request_id(r)),
             reason: details.reason.filter(|r| is_request_id(r)),
-        }));
+        };
+        return (NotReady::PairingRequired(Arc::new(pairing)), TokenEffect::Clear);
     }
-    if detail_code == "AUTH_DEVICE_TOKEN_MISMATCH" {
-        if let Some(d) = device {
-            tracing::warn!("the gateway no longer accepts this device's token; forgetting it");
-            if let Err(err) = d.clear_token() {
-                tracing::warn!(error = %err, "could not remove the device token");
-            }
-        }
-    }
+    let effect = if detail_code == "AUTH_DEVICE_TOKEN_MISMATCH" { TokenEffect::Clear } else { TokenEffect::None };
     let code = if e.code.is_empty() { "?" } else { e.code.as_str() };
     let detail = if detail_code.is_empty() { String::new() } else { format!(" ({detail_code})") };
-    NotReady::Refused(Arc::from(format!("{REFUSED}: {code} {}{detail}", e.message)))
+    (NotReady::Refused(Arc::from(format!("{REFUSED}: {code} {}{detail}", e.message))), effect)
 }
 
 /// `PAIRING_CONNECT_REQUEST_ID_PATTERN`: `^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`,
@@ -260,10 +279,35 @@ mod tests {
         assert!(!is_request_id(&"a".repeat(129)));
     }
 
+    fn hello(auth: &str) -> HelloOk {
+        serde_json::from_str(&format!(
+            r#"{{"type":"hello-ok","protocol":3,"server":{{"version":"2026.3.31"}},"auth":{auth},"policy":{{"tickIntervalMs":15000}}}}"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn hello_ok_yields_server_info_and_the_issued_token() {
+        let (h, effect) =
+            accept(hello(r#"{"scopes":["operator.admin"],"deviceToken":"dt-1","role":"operator"}"#), true).unwrap();
+        assert_eq!(h.server, ServerInfo { protocol: 3, version: "2026.3.31".into() });
+        assert_eq!(h.tick_ms, 15_000);
+        assert!(h.paired);
+        assert_eq!(effect, TokenEffect::Store(frames::Redacted("dt-1".into())));
+        let (h, effect) = accept(hello(r#"{"scopes":["operator.write"]}"#), true).unwrap();
+        assert!(!h.paired, "loopback: no pairing, no token");
+        assert_eq!(effect, TokenEffect::None);
+        let err = accept(hello(r#"{"scopes":[],"deviceToken":"dt-1"}"#), true).err().unwrap();
+        assert!(err.to_string().contains("without operator.write"), "{err}");
+        assert!(!format!("{:?}", hello(r#"{"scopes":[],"deviceToken":"dt-secret"}"#)).contains("dt-secret"));
+    }
+
     #[test]
     fn pairing_refusal_is_typed() {
         let text = r#"{"type":"res","id":"c","ok":false,"error":{"code":"NOT_PAIRED","message":"pairing required: device is not approved yet","details":{"code":"PAIRING_REQUIRED","reason":"not-paired","requestId":"r-1","deviceId":"dev"}}}"#;
-        match refusal(text, None) {
+        let (why, effect) = refusal(text, None);
+        assert_eq!(effect, TokenEffect::Clear, "a token of a device to pair again is dead");
+        match why {
             NotReady::PairingRequired(p) => {
                 assert_eq!(p.device_id, "dev");
                 assert_eq!(p.request_id.as_deref(), Some("r-1"));
@@ -272,7 +316,8 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let text = r#"{"type":"res","id":"c","ok":false,"error":{"code":"INVALID_REQUEST","message":"unauthorized: gateway token mismatch","details":{"code":"AUTH_TOKEN_MISMATCH"}}}"#;
-        let r = refusal(text, None);
+        let (r, effect) = refusal(text, None);
+        assert_eq!(effect, TokenEffect::None);
         assert!(r.rereads());
         assert_eq!(
             r.to_string(),
