@@ -28,10 +28,15 @@ COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY demo-gateway ./demo-gateway
 RUN cargo build --release --locked -p clawbridge \
- && install -D -m 0755 target/release/clawbridge /out/usr/local/bin/clawbridge
+ && install -D -m 0755 target/release/clawbridge /out/usr/local/bin/clawbridge \
+ && install -d -m 0700 /state
 
 FROM ${RUNTIME_IMAGE}
 COPY --from=build /out/ /
+# The device identity's state dir (key and device token); mount a volume here
+# when the root filesystem is read-only (the chart does).
+COPY --from=build --chown=65532:65532 /state /var/lib/clawbridge
+ENV CLAWBRIDGE_STATE_DIR=/var/lib/clawbridge
 USER 65532:65532
 WORKDIR /home/nonroot
 # 8080: proxy (chat route + everything forwarded to the gateway); 9464: /healthz /readyz /metrics.

@@ -13,6 +13,11 @@
 #          OCREF_TRUSTED_PROXIES=127.0.0.1, clawbridge `on` listening on 0.0.0.0; then the
 #          gateway restarted without trustedProxies (remote passthrough refused, 403).
 #          Needs root and iproute2 (ip netns); skipped (SKIP line) without them.
+# Phase 4: device pairing (e2e/pairing.py). The gateway on every interface
+#          (OCREF_BIND=lan), clawbridge INSIDE a network namespace (a remote peer):
+#          pairing required, approve, restart, revoke (needs root + ip netns, else SKIP).
+#          Then 2026.3.31 on loopback (E2E_LEGACY_PREFIX; SKIP if not installed): ready
+#          with its silently paired device, one chat turn.
 # Phase tls: the gateway's own TLS on (gateway.tls, e2e/templates/tls.json5, a certificate of
 #          a test CA made here with openssl), clawbridge with an https:// upstream, the test
 #          CA as its bundle and the server name overridden: e2e/tls.py.
@@ -24,8 +29,10 @@
 #                        (checks the harness itself; phase 2 is skipped)
 #   E2E_SLOW=1           also run the upstream-5xx cases (~80 s each side: gateway retries)
 #   E2E_ONLY=regex       only these differential cases (phase-1 reference not rewritten)
-#   E2E_PHASES="1 2 3 tls"   which phases to run
-#   E2E_NETNS_HOST_ADDR (10.231.7.1), E2E_NETNS_ADDR (10.231.7.2): the phase-3 veth pair (/30)
+#   E2E_PHASES="1 2 3 4 tls" which phases to run
+#   E2E_NETNS_HOST_ADDR (10.231.7.1), E2E_NETNS_ADDR (10.231.7.2): the phase-3/4 veth pair (/30)
+#   E2E_NETNS_PREFIX (cbe2e): namespace and veth name prefix
+#   E2E_LEGACY_PREFIX (~/.cache/openclaw-legacy-2026.3.31), E2E_LEGACY_RUN ($E2E_LEGACY_PREFIX/run-e2e)
 #   E2E_BRIDGE_PORT (18800), E2E_ADMIN_PORT (18801); OCREF_* as in the kit's env.sh
 set -uo pipefail
 
@@ -50,7 +57,7 @@ BIN="${CLAWBRIDGE_BIN:-$REPO/target/release/clawbridge}"
 BRIDGE_GRACE="${E2E_BRIDGE_GRACE_SECS:-3}"   # CLAWBRIDGE_GRACE_PERIOD_SECS for the test (default there: 20)
 PY="$E2E/.venv/bin/python"
 SELFTEST="${E2E_SELFTEST:-0}"
-PHASES="${E2E_PHASES:-1 2 3 tls}"
+PHASES="${E2E_PHASES:-1 2 3 4 tls}"
 
 export E2E_GATEWAY_URL="$GATEWAY_URL"
 export E2E_FAKE_URL="http://127.0.0.1:$OCREF_FAKE_LLM_PORT"
@@ -67,6 +74,7 @@ alive_pid() { [ -n "${1:-}" ] && [ -r "/proc/$1/stat" ] && [ "$(awk '{print $3}'
 
 # ------------------------------------------------------------------ cleanup
 GATEWAY_STARTED=0
+GATEWAY_ENV=()   # the env the running gateway was started with: stop.sh gets the same
 BRIDGE_PID=""
 stop_bridge() {
   if alive_pid "$BRIDGE_PID"; then
@@ -85,7 +93,7 @@ stop_bridge() {
 }
 stop_gateway() {
   if [ "$GATEWAY_STARTED" = "1" ]; then
-    "$KIT/stop.sh" >>"$OUT/gateway.log" 2>&1 || log "stop.sh reported a problem (see $OUT/gateway.log)"
+    env "${GATEWAY_ENV[@]}" "$KIT/stop.sh" >>"$OUT/gateway.log" 2>&1 || log "stop.sh reported a problem (see $OUT/gateway.log)"
     GATEWAY_STARTED=0
   fi
 }
@@ -119,7 +127,10 @@ setup_node() {
 }
 
 start_gateway() { # [extra env assignments...]
-  if alive_pid "$(cat "$OCREF_RUN/gateway.pid" 2>/dev/null)" || alive_pid "$(cat "$OCREF_RUN/fake_llm.pid" 2>/dev/null)"; then
+  local run
+  # shellcheck disable=SC2016 # expanded by the inner shell, with the gateway's env
+  run=$(env "$@" bash -c '. "$1/env.sh"; echo "$OCREF_RUN"' _ "$KIT")
+  if alive_pid "$(cat "$run/gateway.pid" 2>/dev/null)" || alive_pid "$(cat "$run/fake_llm.pid" 2>/dev/null)"; then
     fail "a kit gateway/fake LLM is already running (pid files in $OCREF_RUN); stop it with $KIT/stop.sh first"
   fi
   for p in "$OCREF_GATEWAY_PORT" "$OCREF_FAKE_LLM_PORT"; do
@@ -127,6 +138,7 @@ start_gateway() { # [extra env assignments...]
   done
   log "starting the real gateway: $* $KIT/start.sh"
   GATEWAY_STARTED=1
+  GATEWAY_ENV=("$@")
   if ! env "$@" "$KIT/start.sh" >>"$OUT/gateway.log" 2>&1; then
     tail -30 "$OUT/gateway.log" >&2
     fail "the real gateway did not start (see $OUT/gateway.log and $OCREF_RUN/gateway.out)"
@@ -141,10 +153,12 @@ start_bridge() { # <mode inherit|on|off> <log name> [listen address, default 127
     port_busy "$p" && fail "port 127.0.0.1:$p (clawbridge) is already in use"
   done
   log "starting clawbridge (CLAWBRIDGE_CHAT_COMPLETIONS=$mode) on $listen, admin :$ADMIN_PORT"
+  rm -rf "$OUT/state-$name"
+  CLAWBRIDGE_STATE_DIR="$OUT/state-$name" \
   CLAWBRIDGE_LISTEN="$listen" \
   CLAWBRIDGE_UPSTREAM="${E2E_UPSTREAM:-127.0.0.1:$OCREF_GATEWAY_PORT}" \
   CLAWBRIDGE_ADMIN_LISTEN="127.0.0.1:$ADMIN_PORT" \
-  OPENCLAW_CONFIG_PATH="$OCREF_STATE/openclaw.json" \
+  OPENCLAW_CONFIG_PATH="${BRIDGE_GATEWAY_CONFIG:-$OCREF_STATE/openclaw.json}" \
   CLAWBRIDGE_CHAT_COMPLETIONS="$mode" \
   CLAWBRIDGE_GRACE_PERIOD_SECS="$BRIDGE_GRACE" \
   CLAWBRIDGE_LOG_FORMAT="${CLAWBRIDGE_LOG_FORMAT:-json}" \
@@ -214,12 +228,13 @@ start_gateway_tls() {
 NETNS=""
 NS_HOST_ADDR="${E2E_NETNS_HOST_ADDR:-10.231.7.1}"
 NS_ADDR="${E2E_NETNS_ADDR:-10.231.7.2}"
+NS_PREFIX="${E2E_NETNS_PREFIX:-cbe2e}"
 setup_netns() {
   if ip -o addr show | grep -qwF -e "inet $NS_HOST_ADDR/30" -e "inet $NS_HOST_ADDR/32"; then
     fail "$NS_HOST_ADDR is already configured here (another run?); set E2E_NETNS_HOST_ADDR/E2E_NETNS_ADDR"
   fi
-  NETNS="cbe2e-$$"
-  local vh="cbe2e${$}h" vn="cbe2e${$}n"
+  NETNS="$NS_PREFIX-$$"
+  local vh="$NS_PREFIX${$}h" vn="$NS_PREFIX${$}n"
   log "network namespace $NETNS: $vh $NS_HOST_ADDR/30 <-> $vn $NS_ADDR/30"
   ip netns add "$NETNS" || { NETNS=""; fail "ip netns add failed"; }
   ip link add "$vh" type veth peer name "$vn" \
@@ -235,7 +250,7 @@ teardown_netns() {
   [ -n "$NETNS" ] || return 0
   # deleting the namespace destroys the veth end inside it, and with it the pair
   ip netns del "$NETNS" 2>/dev/null || log "ip netns del $NETNS failed"
-  ip link del "cbe2e${$}h" 2>/dev/null || true
+  ip link del "$NS_PREFIX${$}h" 2>/dev/null || true
   NETNS=""
 }
 
@@ -345,6 +360,38 @@ if [[ " $PHASES " == *" 3 "* ]]; then
     stop_bridge
     stop_gateway
     teardown_netns
+  fi
+fi
+
+if [[ " $PHASES " == *" 4 "* ]]; then
+  if [ "$SELFTEST" = "1" ]; then
+    skip_suite phase4 "E2E_SELFTEST=1: the phase is about clawbridge's own device identity"
+  else
+    log "##### phase 4: device pairing"
+    if [ "$(id -u)" != "0" ] || ! command -v ip >/dev/null; then
+      skip_suite pairing-remote "needs root and iproute2 (ip netns, veth): clawbridge must run in a namespace of its own"
+    else
+      setup_netns
+      start_gateway OCREF_FRESH=1 OCREF_BIND=lan OCREF_BUILTIN_CHAT=0
+      E2E_KIT="$KIT" E2E_BIN="$BIN" E2E_NETNS_HOST_ADDR="$NS_HOST_ADDR" E2E_NETNS_ADDR="$NS_ADDR" \
+        E2E_BRIDGE_PORT="$BRIDGE_PORT" E2E_ADMIN_PORT="$ADMIN_PORT" OCREF_GATEWAY_PORT="$OCREF_GATEWAY_PORT" \
+        run_suite pairing-remote "$PY" "$E2E/pairing.py" --mode remote --state "$OUT/state-phase4-remote"
+      stop_gateway
+      teardown_netns
+    fi
+    LEGACY_PREFIX="${E2E_LEGACY_PREFIX:-$HOME/.cache/openclaw-legacy-2026.3.31}"
+    if [ ! -f "$LEGACY_PREFIX/node_modules/openclaw/package.json" ]; then
+      skip_suite pairing-legacy "2026.3.31 is not installed at $LEGACY_PREFIX (OCREF_PREFIX=$LEGACY_PREFIX OCREF_OPENCLAW_VERSION=2026.3.31 $KIT/install.sh)"
+    else
+      LEGACY_RUN="${E2E_LEGACY_RUN:-$LEGACY_PREFIX/run-e2e}"
+      start_gateway OCREF_FRESH=1 OCREF_PREFIX="$LEGACY_PREFIX" OCREF_OPENCLAW_VERSION=2026.3.31 \
+        OCREF_RUN="$LEGACY_RUN" OCREF_STATE="$LEGACY_RUN/state" OCREF_WORKSPACE="$LEGACY_RUN/workspace" \
+        OCREF_VENV="$LEGACY_PREFIX/venv" OCREF_TEMPLATE="$KIT/legacy-2026.3.json5" OCREF_PLUGIN_NODE_PATH=1
+      BRIDGE_GATEWAY_CONFIG="$LEGACY_RUN/state/openclaw.json" start_bridge on phase4-legacy
+      run_suite pairing-legacy "$PY" "$E2E/pairing.py" --mode legacy --version 2026.3.31 --protocol 3
+      stop_bridge
+      stop_gateway
+    fi
   fi
 fi
 

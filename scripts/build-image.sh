@@ -34,7 +34,7 @@ rm -rf "$work" "$OUT/clawbridge.oci.tar"
 mkdir -p "$work"
 rootfs="$work/rootfs"
 umask 022
-mkdir -p "$rootfs"/{etc,tmp,home/nonroot,usr/local/bin}
+mkdir -p "$rootfs"/{etc,tmp,home/nonroot,usr/local/bin,var/lib/clawbridge}
 
 install -m 0755 "$BIN" "$rootfs/usr/local/bin/clawbridge"
 
@@ -71,8 +71,8 @@ hosts: files dns
 EOF
 chmod 0644 "$rootfs"/etc/{passwd,group,nsswitch.conf}
 chmod 1777 "$rootfs/tmp"
-chown 65532:65532 "$rootfs/home/nonroot"
-chmod 0700 "$rootfs/home/nonroot"
+chown 65532:65532 "$rootfs/home/nonroot" "$rootfs/var/lib/clawbridge"
+chmod 0700 "$rootfs/home/nonroot" "$rootfs/var/lib/clawbridge"
 find "$rootfs" -exec touch -h -d "@$SDE" {} +
 
 layout="$work/layout"
@@ -88,6 +88,7 @@ umoci config --image "$layout:$TAG" --no-history \
   --config.workingdir /home/nonroot \
   --config.env PATH=/usr/local/bin \
   --config.env HOME=/home/nonroot \
+  --config.env CLAWBRIDGE_STATE_DIR=/var/lib/clawbridge \
   --config.exposedports 8080/tcp \
   --config.exposedports 9464/tcp \
   --config.label org.opencontainers.image.title=clawbridge \

@@ -54,6 +54,7 @@ want() { # jq filter, expected value, description
 }
 want '.config.User' '"65532:65532"' "runs as the non-root user"
 want '.config.Entrypoint' '["/usr/local/bin/clawbridge"]' "entrypoint"
+want 'any(.config.Env[]; . == "CLAWBRIDGE_STATE_DIR=/var/lib/clawbridge")' 'true' "state dir env"
 want '.config.ExposedPorts | keys' '["8080/tcp","9464/tcp"]' "exposed ports"
 want '.config.Labels["org.opencontainers.image.title"]' '"clawbridge"' "title label"
 want '.os + "/" + .architecture' '"linux/amd64"' "platform"
@@ -66,6 +67,7 @@ extra="$(cd "$rootfs" && find . \( -type f -o -type l \) | sort | { grep -Ev \
 [[ ! -e "$rootfs/bin/sh" ]] || fail "the image has a shell"
 grep -q '^nonroot:x:65532:65532:' "$rootfs/etc/passwd" || fail "/etc/passwd has no nonroot user"
 [[ "$(stat -c %u "$rootfs/home/nonroot")" == 65532 ]] || fail "/home/nonroot is not owned by 65532"
+[[ "$(stat -c %u:%a "$rootfs/var/lib/clawbridge")" == 65532:700 ]] || fail "/var/lib/clawbridge is not 65532, 0700"
 [[ "$(stat -c %a "$rootfs/tmp")" == 1777 ]] || fail "/tmp is not 1777"
 pass "root filesystem: the binary, $(find "$rootfs/lib"* -type f | wc -l) libraries, /etc/{passwd,group,nsswitch.conf}, /home/nonroot, /tmp; no shell"
 
@@ -86,19 +88,24 @@ openclaw_config: /etc/clawbridge/openclaw.json
 log_format: json
 YAML
 
+# The writable volume the chart mounts at the state dir (identity.stateDir): the device key.
+state="$work/state"
+mkdir -p "$state" && chown 65532:65532 "$state" && chmod 0700 "$state"
+
 # Runs the image's entrypoint with the given args: rootfs bind-mounted read-only in a private
-# mount namespace (gone with the process), chrooted, as 65532:65532, with only the image's env.
+# mount namespace (gone with the process), the state volume writable over /var/lib/clawbridge,
+# chrooted, as 65532:65532, with only the image's env.
 # Every step execs (call it in a subshell: `$(...)` or `&`), so `$!` is clawbridge's own pid.
 run_image() {
   local ro="$work/ro"
   mkdir -p "$ro"
   # shellcheck disable=SC2016 # the inner script expands its own "$@"
   exec unshare --mount --propagation private -- sh -c '
-    mount --bind "$1" "$2" && mount -o remount,bind,ro "$2" || exit 97
-    ro=$2 chroot=$3; shift 3
-    exec env -i PATH=/usr/local/bin HOME=/home/nonroot OPENCLAW_GATEWAY_TOKEN="$TOKEN" \
-      "$chroot" --userspec=65532:65532 "$ro" /usr/local/bin/clawbridge "$@"' \
-    sh "$rootfs" "$ro" "$(command -v chroot)" "$@"
+    mount --bind "$1" "$2" && mount -o remount,bind,ro "$2" && mount --bind "$4" "$2/var/lib/clawbridge" || exit 97
+    ro=$2 chroot=$3; shift 4
+    exec env -i PATH=/usr/local/bin HOME=/home/nonroot CLAWBRIDGE_STATE_DIR=/var/lib/clawbridge \
+      OPENCLAW_GATEWAY_TOKEN="$TOKEN" "$chroot" --userspec=65532:65532 "$ro" /usr/local/bin/clawbridge "$@"' \
+    sh "$rootfs" "$ro" "$(command -v chroot)" "$state" "$@"
 }
 
 # --- 1. --check ----------------------------------------------------------------------------
@@ -129,7 +136,9 @@ root_of="$(readlink "/proc/$cb/root")"
 # Seen from inside the chroot, the root mount is "/" and must carry the `ro` option.
 [[ "$(awk '$5 == "/" {print $6}' "/proc/$cb/mountinfo")" =~ (^|,)ro(,|$) ]] \
   || fail "the image's root is not mounted read-only: $(awk '$5 == "/"' "/proc/$cb/mountinfo")"
-pass "clawbridge serves from the image: ready, uid 65532, root = the read-only mount"
+[[ "$(stat -c %u:%a "$state/device-key.pem" 2>/dev/null)" == 65532:600 ]] \
+  || fail "no device key (65532, 0600) in the state volume: $(ls -ln "$state")"
+pass "clawbridge serves from the image: ready, uid 65532, root = the read-only mount, device key in the state volume"
 
 status="$(curl -sS -o "$work/reply.json" -w '%{http_code}' "http://127.0.0.1:$http_port/v1/chat/completions" \
   -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \

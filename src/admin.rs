@@ -1,7 +1,8 @@
 //! The admin listener (`CLAWBRIDGE_ADMIN_LISTEN`), apart from the proxy port
 //! so it never shadows a gateway path: `/healthz` (the process serves),
 //! `/readyz` (the gateway link is up with write scope, and no drain has
-//! started) and `/metrics` (Prometheus text, default registry).
+//! started; the detail names the gateway's version and protocol and the
+//! device's pairing state) and `/metrics` (Prometheus text, default registry).
 
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use prometheus::{Encoder, TextEncoder};
 
 use crate::config::Live;
 use crate::drain::Drain;
-use crate::gateway::{Gateway, LinkState};
+use crate::gateway::{Gateway, LinkInfoCell, LinkState};
 use crate::ingress::{Attributor, GatewayTrust};
 
 pub struct Admin {
@@ -24,6 +25,8 @@ pub struct Admin {
     /// gateway treats forwarded remote clients (readiness detail).
     pub attributor: Arc<Live<Attributor>>,
     pub upstream: String,
+    /// The link's server version, protocol, device id and pairing state.
+    pub link_info: Arc<LinkInfoCell>,
 }
 
 impl Admin {
@@ -59,7 +62,21 @@ impl ServeHttp for Admin {
             "/readyz" => {
                 let (ready, reason) = self.readiness();
                 let remote_clients = GatewayTrust::of(&self.attributor.load(), &self.upstream).describe();
-                let body = serde_json::json!({ "ready": ready, "reason": reason, "remote_clients": remote_clients });
+                let mut body =
+                    serde_json::json!({ "ready": ready, "reason": reason, "remote_clients": remote_clients });
+                if self.gateway.is_some() {
+                    let info = self.link_info.load();
+                    body["gateway"] = match &info.server {
+                        Some(s) => serde_json::json!({ "protocol": s.protocol, "server_version": &*s.version }),
+                        None => serde_json::Value::Null,
+                    };
+                    body["device"] = serde_json::json!({
+                        "id": info.device_id.as_deref(),
+                        "pairing": info.pairing.label(),
+                        "request_id": info.pending.as_ref().and_then(|p| p.request_id.as_deref()),
+                        "approve": info.pending.as_ref().map(|p| p.approve_command()),
+                    });
+                }
                 reply(if ready { 200 } else { 503 }, "application/json", body.to_string().into_bytes())
             }
             "/metrics" => {

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use clawbridge::config::Config;
+use clawbridge::gateway::device::DeviceAuth;
 
 /// jemalloc rather than glibc's malloc: the request path allocates and
 /// frees many small objects on one thread (Pingora's sessions and header
@@ -56,6 +57,13 @@ fn main() -> ExitCode {
         }
     };
     let trust = clawbridge::ingress::GatewayTrust::of(&cfg.gateway.attribution, &cfg.upstream);
+    // The device identity only matters to the gateway link (chat on). A
+    // state dir that cannot be written fails the start (and --check).
+    let device_check = if cfg.chat_enabled() { Some(DeviceAuth::check(&cfg.device)) } else { None };
+    if let Some(Err(e)) = &device_check {
+        eprintln!("clawbridge: device identity: {e}");
+        return ExitCode::from(64);
+    }
     if cli.check {
         println!(
             "clawbridge: config ok (listen {}, upstream {}, admin {}, chat completions {}, responses {})\nclawbridge: upstream {}\nclawbridge: {}",
@@ -67,6 +75,14 @@ fn main() -> ExitCode {
             upstream_transport(&cfg),
             trust.describe()
         );
+        match device_check {
+            Some(Ok(Some(id))) => println!("clawbridge: device {id} (state dir {})", cfg.device.state_dir.display()),
+            Some(Ok(None)) => println!(
+                "clawbridge: state dir {} is writable; a device key is generated there at start",
+                cfg.device.state_dir.display()
+            ),
+            _ => {}
+        }
         return ExitCode::SUCCESS;
     }
     clawbridge::logs::init(cfg.log_format);
@@ -86,7 +102,29 @@ fn main() -> ExitCode {
         clawbridge::ingress::GatewayTrust::Trusted(_) => tracing::info!("{}", trust.describe()),
         _ => tracing::warn!("{}", trust.describe()),
     }
-    match clawbridge::server::build(&cfg) {
+    let device = if cfg.chat_enabled() {
+        match DeviceAuth::open(&cfg.device) {
+            Ok(d) => {
+                tracing::info!(
+                    device_id = d.identity().device_id(),
+                    state_dir = %cfg.device.state_dir.display(),
+                    key = %cfg.device.key_file.as_deref().unwrap_or(&cfg.device.state_dir.join(clawbridge::gateway::device::KEY_FILE)).display(),
+                    device_token = d.token().is_some(),
+                    "device identity loaded"
+                );
+                Some(std::sync::Arc::new(d))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "device identity");
+                clawbridge::logs::flush();
+                eprintln!("clawbridge: device identity: {e}");
+                return ExitCode::from(64);
+            }
+        }
+    } else {
+        None
+    };
+    match clawbridge::server::build(&cfg, device) {
         Ok(server) => {
             // `run` returns after a graceful shutdown (unlike `run_forever`),
             // so queued log lines are written before exiting.

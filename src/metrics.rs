@@ -141,6 +141,16 @@ metric!(GATEWAY_ROTATIONS: IntCounter = register_int_counter!(
     "clawbridge_gateway_link_rotations_total",
     "New gateway links opened because the gateway secret changed."
 ));
+metric!(GATEWAY_PAIRING: IntGaugeVec = register_int_gauge_vec!(
+    "clawbridge_gateway_pairing",
+    "1 for the device pairing state of the gateway link: paired (the gateway issued a device token), pending (it asks an operator to approve the device), none (no pairing needed, or not known yet).",
+    &["state"]
+));
+metric!(GATEWAY_INFO: IntGaugeVec = register_int_gauge_vec!(
+    "clawbridge_gateway_info",
+    "Always 1; the protocol and server version the current gateway link negotiated (only the current link's series).",
+    &["protocol", "server_version"]
+));
 metric!(BUILD_INFO: IntGaugeVec = register_int_gauge_vec!(
     "clawbridge_build_info",
     "Always 1; labels carry the version.",
@@ -170,6 +180,18 @@ pub fn init() {
     LazyLock::force(&GATEWAY_ROTATIONS);
     for result in ["ok", "error"] {
         CONFIG_RELOADS.with_label_values(&[result]);
+    }
+    set_pairing("none");
+    LazyLock::force(&GATEWAY_INFO);
+}
+
+/// The pairing states, one of them 1 at a time.
+pub const PAIRING_STATES: [&str; 3] = ["paired", "pending", "none"];
+
+/// Sets the `clawbridge_gateway_pairing` one-hot gauge.
+pub fn set_pairing(state: &str) {
+    for s in PAIRING_STATES {
+        GATEWAY_PAIRING.with_label_values(&[s]).set(i64::from(s == state));
     }
 }
 

@@ -21,7 +21,8 @@ use crate::auth::Authenticator;
 use crate::config::{Config, Live};
 use crate::detach::{Detacher, Shared};
 use crate::drain::Drain;
-use crate::gateway::{self, Credentials, Driver, GatewaySettings, LinkHooks};
+use crate::gateway::device::DeviceAuth;
+use crate::gateway::{self, Credentials, Driver, GatewaySettings, LinkHooks, LinkInfoCell};
 use crate::proxy::Clawbridge;
 use crate::reload::{Targets, Watcher, WatcherService};
 
@@ -33,7 +34,9 @@ const DRAIN_MARGIN_SECS: u64 = 1;
 /// in one `send`.
 const L4_WRITE_BUFFER: usize = 1460;
 
-pub fn build(cfg: &Config) -> Result<Server, Box<pingora::Error>> {
+/// `device`: the identity the gateway link presents (loaded by `main`, so a
+/// state dir that cannot be written stops the start with one clear line).
+pub fn build(cfg: &Config, device: Option<Arc<DeviceAuth>>) -> Result<Server, Box<pingora::Error>> {
     let conf = ServerConf {
         threads: cfg.threads,
         grace_period_seconds: Some(cfg.grace_period.as_secs()),
@@ -65,10 +68,11 @@ pub fn build(cfg: &Config) -> Result<Server, Box<pingora::Error>> {
         agents_configured: agents_configured.clone(),
         builtin: None,
     };
+    let link_info = Arc::new(LinkInfoCell::new(device.as_ref().map(|d| Arc::from(d.identity().device_id()))));
     let (api, gateway) = if cfg.routes().any() {
         let (creds_tx, creds_rx) = tokio::sync::watch::channel(Credentials::of(&cfg.gateway));
         let hooks = LinkHooks { credentials: creds_rx, reread: reread.clone() };
-        let (gw, driver) = gateway::channel(gateway_settings(cfg), hooks);
+        let (gw, driver) = gateway::channel(gateway_settings(cfg, device, link_info.clone()), hooks);
         if cfg.threads == 1 {
             // One proxy thread: the link runs on it, so every hand-off
             // between the link and a request is a local task wake-up.
@@ -122,7 +126,13 @@ pub fn build(cfg: &Config) -> Result<Server, Box<pingora::Error>> {
 
     let mut admin = Service::new(
         "admin".to_string(),
-        HttpServer::new_app(Admin { gateway, drain: drain.clone(), attributor, upstream: cfg.upstream.clone() }),
+        HttpServer::new_app(Admin {
+            gateway,
+            drain: drain.clone(),
+            attributor,
+            upstream: cfg.upstream.clone(),
+            link_info,
+        }),
     );
     admin.add_tcp(&cfg.admin_listen.to_string());
     server.add_service(admin);
@@ -135,7 +145,7 @@ pub fn build(cfg: &Config) -> Result<Server, Box<pingora::Error>> {
     Ok(server)
 }
 
-fn gateway_settings(cfg: &Config) -> GatewaySettings {
+fn gateway_settings(cfg: &Config, device: Option<Arc<DeviceAuth>>, info: Arc<LinkInfoCell>) -> GatewaySettings {
     GatewaySettings {
         upstream: cfg.upstream.clone(),
         tls: cfg.upstream_tls.as_ref().map(|t| gateway::LinkTls::new(t, &cfg.upstream)),
@@ -145,6 +155,8 @@ fn gateway_settings(cfg: &Config) -> GatewaySettings {
         // Short, so a gateway that comes back is in use again within ~1 s.
         reconnect_max: std::time::Duration::from_secs(1),
         run_buffer_bytes: cfg.limits.run_buffer_bytes,
+        device,
+        info,
     }
 }
 

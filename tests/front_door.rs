@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::raw::{chat_request, valid_chat_request, RawConn};
+use common::raw::{chat_request, RawConn};
 use common::*;
 use serde_json::{json, Value};
 
@@ -18,6 +18,16 @@ fn config(extra_gateway: &str) -> String {
         "{{ gateway: {{ auth: {{ mode: 'token', token: '{TOKEN}', rateLimit: {{ maxAttempts: 2 }} }}, {extra_gateway} \
          http: {{ endpoints: {{ chatCompletions: {{ enabled: true }} }} }} }}, agents: {{ list: [{{ id: 'main' }}, {{ id: 'ops' }}] }} }}"
     )
+}
+
+/// A chat body naming the agent: with two agents configured (as here, for
+/// the metric labels), a request that names none has no owner (400).
+fn main_body(content: &str) -> Value {
+    serde_json::json!({"model": "openclaw/main", "messages": [{"role": "user", "content": content}]})
+}
+
+fn valid_chat_request(token: &str, content: &str) -> Vec<u8> {
+    chat_request(token, &main_body(content), "")
 }
 
 /// `valid_chat_request` with another request target.
@@ -94,7 +104,7 @@ async fn owned_routes_refuse_upgrades() {
     ];
     for (method, upgrade, status, body) in cases {
         for target in ["/v1/chat/completions", "/v1/%2e/chat/completions"] {
-            let req = chat_request(TOKEN, &chat_body(false, "up"), upgrade);
+            let req = chat_request(TOKEN, &main_body("up"), upgrade);
             let req = String::from_utf8(req).unwrap().replacen(
                 "POST /v1/chat/completions ",
                 &format!("{method} {target} "),
@@ -174,16 +184,16 @@ async fn the_lockout_keys_on_the_forwarded_client() {
     let from = |ip: &str| format!("X-Forwarded-For: {ip}\r\n");
     let attacker = from("203.0.113.5");
     for _ in 0..2 {
-        let r = send(&bridge, chat_request("wrong", &chat_body(false, "x"), &attacker)).await;
+        let r = send(&bridge, chat_request("wrong", &main_body("x"), &attacker)).await;
         assert_eq!(r.status, 401);
     }
-    let r = send(&bridge, chat_request(TOKEN, &chat_body(false, "x"), &attacker)).await;
+    let r = send(&bridge, chat_request(TOKEN, &main_body("x"), &attacker)).await;
     assert_eq!(r.status, 429, "the forwarded client is locked out: {}", r.text());
-    let r = send(&bridge, chat_request(TOKEN, &chat_body(false, "x"), &from("203.0.113.6"))).await;
+    let r = send(&bridge, chat_request(TOKEN, &main_body("x"), &from("203.0.113.6"))).await;
     assert_eq!(r.status, 200, "another client behind the same proxy is not");
     let r = send(&bridge, valid_chat_request(TOKEN, "x")).await;
     assert_eq!(r.status, 200, "nor is the proxy itself");
-    let r = send(&bridge, chat_request(TOKEN, &chat_body(false, "x"), &from("127.0.0.1"))).await;
+    let r = send(&bridge, chat_request(TOKEN, &main_body("x"), &from("127.0.0.1"))).await;
     assert_eq!(r.status, 403, "a forwarded loopback client is unattributable: {}", r.text());
 }
 
@@ -235,9 +245,11 @@ async fn check_and_readiness_say_whether_remote_clients_are_served() {
     let check = |extra: &str| {
         let mut cfg = tempfile::NamedTempFile::new().unwrap();
         std::io::Write::write_all(&mut cfg, config(extra).as_bytes()).unwrap();
+        let state = tempfile::tempdir().unwrap();
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_clawbridge"))
             .arg("--check")
             .env_clear()
+            .env("CLAWBRIDGE_STATE_DIR", state.path())
             .env("OPENCLAW_CONFIG_PATH", cfg.path())
             .env("CLAWBRIDGE_UPSTREAM", "127.0.0.1:18789")
             .output()

@@ -97,6 +97,9 @@ pub struct Behaviour {
     /// the old one open (2026.5.7 until its restart) instead of closing them with 4001 "gateway auth changed"
     /// (2026.9.6).
     pub keep_links_on_auth_change: bool,
+    /// Judge clients as the gateway judges a remote peer: without a `device` block the scopes are cleared;
+    /// with one, it must verify and be approved (`DemoGateway::approve_pairing`), else `PAIRING_REQUIRED`.
+    pub require_pairing: bool,
 }
 
 impl Default for Behaviour {
@@ -119,6 +122,7 @@ impl Default for Behaviour {
             max_payload: crate::protocol::MAX_PAYLOAD,
             oversized_run_event: None,
             keep_links_on_auth_change: false,
+            require_pairing: false,
         }
     }
 }

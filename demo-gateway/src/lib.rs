@@ -17,6 +17,7 @@ mod handshake;
 mod http;
 pub mod json;
 mod names;
+mod pairing;
 pub mod protocol;
 mod registry;
 mod run;
@@ -184,6 +185,22 @@ impl DemoGateway {
     /// Returns how many connections were closed.
     pub fn set_secret(&self, secret: impl Into<String>) -> usize {
         self.shared.set_secret(Some(secret.into()))
+    }
+
+    /// `(device id, request id)` of the pending pairing requests (`require_pairing`).
+    pub fn pending_pairings(&self) -> Vec<(String, String)> {
+        self.shared.devices.pending()
+    }
+
+    /// `openclaw devices approve <requestId>`: the device's next connect succeeds. False if unknown.
+    pub fn approve_pairing(&self, request_id: &str) -> bool {
+        self.shared.devices.approve(request_id)
+    }
+
+    /// `openclaw devices revoke --device <id>`: its links are closed with 4001 "device removed", and its next
+    /// connect needs a new approval. Returns how many links were closed.
+    pub fn revoke_device(&self, device_id: &str) -> usize {
+        self.shared.revoke_device(device_id)
     }
 
     /// Current behaviour knobs.

@@ -171,6 +171,8 @@ pub struct HelloOk<'a> {
     pub scopes: &'a [String],
     pub tick_interval_ms: u64,
     pub max_payload: u64,
+    /// `auth.deviceToken`, issued to a paired device.
+    pub device_token: Option<&'a str>,
 }
 
 /// Trimmed but key-order-faithful copy of `ws-hello-ok.json`.
@@ -230,7 +232,11 @@ pub fn hello_ok_payload(h: &HelloOk<'_>) -> String {
         .raw("stateVersion", r#"{"presence":1,"health":1}"#)
         .num("uptimeMs", h.uptime_ms)
         .obj("sessionDefaults", session_defaults);
-    let auth = Obj::new().str("method", h.auth_method).str("role", "operator").strs("scopes", h.scopes);
+    let auth = Obj::new()
+        .opt_str("deviceToken", h.device_token)
+        .str("method", h.auth_method)
+        .str("role", "operator")
+        .strs("scopes", h.scopes);
     let policy = Obj::new()
         .num("maxPayload", h.max_payload)
         .num("maxBufferedBytes", MAX_BUFFERED_BYTES)

@@ -42,6 +42,7 @@ fn hello_ok_has_required_keys_in_capture_order() {
         scopes: &scopes,
         tick_interval_ms: 30_000,
         max_payload: MAX_PAYLOAD,
+        device_token: None,
     });
     let frame = res_ok("connect-1", &payload);
     assert!(frame.starts_with(r#"{"type":"res","id":"connect-1","ok":true,"payload":{"type":"hello-ok","protocol":4,"server":{"version":"2026.9.6","#));

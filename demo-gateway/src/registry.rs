@@ -120,6 +120,8 @@ pub struct Shared {
     dedupe: Mutex<Dedupe>,
     log: Mutex<Log>,
     sessions: Mutex<Sessions>,
+    /// Device pairing (`Behaviour::require_pairing`).
+    pub devices: crate::pairing::DeviceBook,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -140,6 +142,7 @@ impl Shared {
             conns: Mutex::new(HashMap::new()),
             subs: RwLock::new(Arc::new(Vec::new())),
             subs_gen: AtomicU64::new(0),
+            devices: Default::default(),
             runs: Mutex::new(HashMap::new()),
             dedupe: Mutex::new(Dedupe::default()),
             log: Mutex::new(Log::default()),
@@ -204,6 +207,18 @@ impl Shared {
         stale.len()
     }
 
+    /// Revokes a device: its connections are closed with 4001 "device removed".
+    pub fn revoke_device(&self, device_id: &str) -> usize {
+        let ids = self.devices.revoke(device_id);
+        let conns = lock(&self.conns);
+        for id in &ids {
+            if let Some(e) = conns.get(id) {
+                let _ = e.tx.try_send(Out::Close(4001, "device removed".into()));
+            }
+        }
+        ids.len()
+    }
+
     /// Attach task handles to a connection; aborts them at once if the connection is already gone.
     pub fn attach_conn_tasks(&self, id: u64, tasks: Vec<AbortHandle>) {
         let mut conns = lock(&self.conns);
@@ -214,6 +229,7 @@ impl Shared {
     }
 
     pub fn remove_conn(&self, id: u64) {
+        self.devices.unbind(id);
         let entry = lock(&self.conns).remove(&id);
         self.unsubscribe(id);
         if let Some(e) = entry {

@@ -4,6 +4,7 @@
 use crate::agent_params::{canonical_session_key, parse_agent_params};
 use crate::behaviour::HandshakeMode;
 use crate::handshake::{evaluate_connect, has_scope, ConnectCtx, ConnectOutcome};
+use crate::pairing::Verdict;
 use crate::protocol as p;
 use crate::registry::{now_ms, Out, Shared, OUT_QUEUE};
 use crate::run::{self, RunSpec};
@@ -188,7 +189,7 @@ async fn reader<S>(
                     closing = close(&tx, 1008, p::MSG_FIRST_NOT_CONNECT).await;
                     continue;
                 }
-                match handle_connect(&shared, &tx, id, info, &req_id, frame.get("params")).await {
+                match handle_connect(&shared, &tx, id, info, &req_id, frame.get("params"), &nonce).await {
                     ConnectResult::Accepted(s) => session = Some(s),
                     ConnectResult::Closing => closing = true,
                     ConnectResult::Silent => {}
@@ -224,6 +225,7 @@ async fn handle_connect(
     info: UpgradeInfo,
     req_id: &str,
     params: Option<&Value>,
+    nonce: &str,
 ) -> ConnectResult {
     let b = shared.behaviour();
     if b.handshake == HandshakeMode::NeverAnswer {
@@ -246,7 +248,26 @@ async fn handle_connect(
             close(tx, close_code, &close_reason).await;
             ConnectResult::Closing
         }
-        ConnectOutcome::Accept { scopes, auth_method } => {
+        ConnectOutcome::Accept { mut scopes, auth_method } => {
+            let mut device_token = None;
+            if b.require_pairing {
+                let params = params.expect("accepted connect has params");
+                if params.get("device").is_none() {
+                    scopes.clear(); // a device-less remote client
+                } else {
+                    match shared.devices.judge(params, nonce, now_ms()) {
+                        Verdict::Paired(token) => {
+                            shared.devices.bind(id, params);
+                            device_token = Some(token);
+                        }
+                        Verdict::Refused(error, reason) => {
+                            let _ = tx.send(Out::Frame(p::res_err(req_id, &error))).await;
+                            close(tx, 1008, &reason).await;
+                            return ConnectResult::Closing;
+                        }
+                    }
+                }
+            }
             let conn_id = uuid::Uuid::new_v4().to_string();
             let tick = b.tick_interval;
             let hello = p::hello_ok_payload(&p::HelloOk {
@@ -260,6 +281,7 @@ async fn handle_connect(
                 scopes: &scopes,
                 tick_interval_ms: tick.as_millis() as u64,
                 max_payload: b.max_payload,
+                device_token: device_token.as_deref(),
             });
             let _ = tx.send(Out::Frame(p::res_ok(req_id, &hello))).await;
             let _ = tx.send(Out::StartTicks(tick)).await;

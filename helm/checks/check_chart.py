@@ -358,6 +358,32 @@ def structural(values: dict, rendered: dict[str, list[dict]]) -> list[str]:
     need("/v1/chat/completions" in notes and "/metrics" in notes, "NOTES.txt lacks the curl examples")
     if mode == "standalone":
         need("loopback" in notes, "NOTES.txt lacks the standalone loopback caveat")
+        need("openclaw devices approve" in notes, "NOTES.txt lacks the standalone pairing approval step")
+
+    # -- device identity: a writable state dir; a key Secret read-only
+    ident = values.get("identity") or {}
+    cb_env = {e["name"]: e.get("value") for e in cb.get("env") or []}
+    cb_mounts = {m["mountPath"]: m for m in cb.get("volumeMounts") or []}
+    vols = {v["name"]: v for v in pod.get("volumes") or []}
+    state = cb_mounts.get(ident.get("stateDir"))
+    need(cb_env.get("CLAWBRIDGE_STATE_DIR") == ident.get("stateDir") and state is not None
+         and not state.get("readOnly"), "clawbridge state dir (CLAWBRIDGE_STATE_DIR) not mounted writable")
+    if state:
+        v = vols.get(state["name"], {})
+        want_pvc = (ident.get("persistence") or {}).get("enabled")
+        need(("persistentVolumeClaim" in v) == bool(want_pvc) and ("emptyDir" in v) != bool(want_pvc),
+             f"state volume {v} does not match identity.persistence.enabled={want_pvc}")
+    if ident.get("existingSecret"):
+        key_file = cb_env.get("CLAWBRIDGE_DEVICE_KEY_FILE") or ""
+        m = cb_mounts.get(os.path.dirname(key_file))
+        need(m is not None and m.get("readOnly") is True, "device key Secret not mounted read-only at CLAWBRIDGE_DEVICE_KEY_FILE")
+        if m:
+            sec = vols.get(m["name"], {}).get("secret") or {}
+            need(sec.get("secretName") == ident["existingSecret"]
+                 and sec.get("items") == [{"key": ident["secretKey"], "path": os.path.basename(key_file)}],
+                 f"device key volume {sec}")
+    else:
+        need("CLAWBRIDGE_DEVICE_KEY_FILE" not in cb_env, "CLAWBRIDGE_DEVICE_KEY_FILE set without identity.existingSecret")
     return errs
 
 

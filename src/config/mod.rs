@@ -65,6 +65,8 @@ struct FileConfig {
     log_format: Option<LogFormat>,
     threads: Option<usize>,
     grace_period_secs: Option<u64>,
+    state_dir: Option<PathBuf>,
+    device_key_file: Option<PathBuf>,
     #[serde(default)]
     limits: FileLimits,
 }
@@ -146,6 +148,16 @@ pub struct Config {
     pub threads: usize,
     pub grace_period: Duration,
     pub limits: Limits,
+    pub device: DeviceSettings,
+}
+
+/// Where the device identity lives (`gateway::device`): the state dir holds
+/// the generated key and the device token; `key_file` is a key mounted
+/// read-only (a Kubernetes Secret) used instead of the state dir's.
+#[derive(Debug, Clone)]
+pub struct DeviceSettings {
+    pub state_dir: PathBuf,
+    pub key_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -339,6 +351,13 @@ impl Config {
             return Err(ConfigError::new("threads", "must be > 0"));
         }
         let grace = num("grace_period_secs", "CLAWBRIDGE_GRACE_PERIOD_SECS", f.grace_period_secs, 20)?;
+        let device = DeviceSettings {
+            state_dir: get("CLAWBRIDGE_STATE_DIR")
+                .map(PathBuf::from)
+                .or(f.state_dir)
+                .unwrap_or_else(|| default_state_dir(env)),
+            key_file: get("CLAWBRIDGE_DEVICE_KEY_FILE").map(PathBuf::from).or(f.device_key_file),
+        };
         let cfg = Config {
             listen,
             upstream,
@@ -352,6 +371,7 @@ impl Config {
             threads,
             grace_period: Duration::from_secs(grace),
             limits,
+            device,
         };
         if cfg.routes().any() {
             cfg.gateway.require_secret()?;
@@ -377,6 +397,18 @@ fn default_gateway_config_path(env: &dyn Fn(&str) -> Option<String>) -> PathBuf 
     }
     let home = env("HOME").unwrap_or_else(|| "/root".into());
     PathBuf::from(home).join(".openclaw").join("openclaw.json")
+}
+
+/// `$XDG_STATE_HOME/clawbridge`, else `~/.local/state/clawbridge`, else
+/// `/var/lib/clawbridge` (no `HOME`, as in the container image).
+fn default_state_dir(env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
+    if let Some(dir) = env("XDG_STATE_HOME").filter(|d| d.starts_with('/')) {
+        return PathBuf::from(dir).join("clawbridge");
+    }
+    match env("HOME").filter(|h| h.starts_with('/') && h != "/") {
+        Some(home) => PathBuf::from(home).join(".local/state/clawbridge"),
+        None => PathBuf::from("/var/lib/clawbridge"),
+    }
 }
 
 #[cfg(test)]
@@ -427,6 +459,28 @@ mod tests {
         assert_eq!(cfg.limits.keepalive_timeout, Duration::from_secs(5));
         assert_eq!(cfg.limits.request_timeout, Duration::from_secs(300));
         assert_eq!(cfg.limits.max_header_bytes, 16 * 1024);
+        assert_eq!(cfg.device.state_dir, PathBuf::from("/nonexistent-home/.local/state/clawbridge"));
+        assert_eq!(cfg.device.key_file, None);
+    }
+
+    #[test]
+    fn state_dir_and_key_file_from_env_or_yaml() {
+        let f: FileConfig = serde_yaml::from_str("state_dir: /srv/cb\ndevice_key_file: /keys/a.pem\n").unwrap();
+        let cfg = Config::build(f, &env_of(&[("HOME", "/nonexistent-home")])).unwrap();
+        assert_eq!(cfg.device.state_dir, PathBuf::from("/srv/cb"));
+        assert_eq!(cfg.device.key_file, Some(PathBuf::from("/keys/a.pem")));
+        let env = env_of(&[
+            ("HOME", "/nonexistent-home"),
+            ("CLAWBRIDGE_STATE_DIR", "/s"),
+            ("CLAWBRIDGE_DEVICE_KEY_FILE", "/k.pem"),
+        ]);
+        let cfg = Config::build(FileConfig::default(), &env).unwrap();
+        assert_eq!(cfg.device.state_dir, PathBuf::from("/s"));
+        assert_eq!(cfg.device.key_file, Some(PathBuf::from("/k.pem")));
+        let cfg =
+            Config::build(FileConfig::default(), &env_of(&[("HOME", "/nonexistent-home"), ("XDG_STATE_HOME", "/x")]))
+                .unwrap();
+        assert_eq!(cfg.device.state_dir, PathBuf::from("/x/clawbridge"));
     }
 
     #[test]

@@ -21,13 +21,20 @@ use tokio_tungstenite::tungstenite::{self, protocol::frame::CloseFrame, Message}
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::decode::{self, AgentData, Payload};
-use super::frames::{self, AgentResPayload, HelloOk, InFrame};
+use super::frames::{self, AgentResPayload};
+use super::handshake;
+use super::readiness::{NotReady, ServerInfo};
 use super::rotation::{self, Rotation};
 use super::run_events::{RunSender, SendError};
 use super::{CallError, CallReply, Command, Credentials, Cut, Finish, Gateway, GatewaySettings, LinkState, RunEvent};
 use crate::metrics;
 
 pub(super) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Retries while the gateway waits for an operator to approve the device:
+/// from 1 s, doubling, to 4 s (the gateway reuses the pending request).
+const PAIRING_RETRY_MIN: Duration = Duration::from_secs(1);
+const PAIRING_RETRY_MAX: Duration = Duration::from_secs(4);
 
 /// Most `chat.abort`s kept for runs lost with a link (the oldest go first).
 const MAX_LOST_ABORTS: usize = 4096;
@@ -96,34 +103,44 @@ pub(super) struct Link {
     pub(super) tick: Duration,
     /// `policy.maxPayload` from `hello-ok`: the largest frame the gateway reads.
     max_payload: usize,
+    /// The protocol and server version `hello-ok` announced.
+    pub(super) server: ServerInfo,
+    /// The gateway issued this device a token on this link.
+    pub(super) paired: bool,
 }
 
 /// Why a link ended: `reason` for logs and readiness, `client` for the
 /// runs it carried (fixed words and numbers only).
 pub(super) struct Down {
-    pub(super) reason: Arc<str>,
+    pub(super) reason: NotReady,
     pub(super) client: Arc<str>,
 }
 
 impl Down {
     const LOST: &'static str = "upstream gateway connection lost";
 
-    pub(super) fn new(reason: impl Into<Arc<str>>) -> Self {
+    pub(super) fn new(reason: impl Into<NotReady>) -> Self {
         Down { reason: reason.into(), client: Arc::from(Self::LOST) }
     }
 
-    pub(super) fn with_client(reason: impl Into<Arc<str>>, client: String) -> Self {
+    pub(super) fn with_client(reason: impl Into<NotReady>, client: String) -> Self {
         Down { reason: reason.into(), client: Arc::from(format!("{}: {client}", Self::LOST)) }
     }
 
     /// The gateway closed the socket (`frame`: its close frame, if any).
     pub(super) fn closed(frame: Option<CloseFrame>) -> Self {
         let code = frame.as_ref().map(|c| u16::from(c.code));
+        let frame_reason = frame.as_ref().map(|c| c.reason.to_string());
         let reason = format!(
             "gateway closed the socket: {}",
             frame.map(|c| format!("{} {}", u16::from(c.code), c.reason)).unwrap_or_default()
         );
+        let device_removed = frame_reason.as_deref() == Some(DEVICE_REMOVED);
         match code {
+            Some(AUTH_CHANGED) if device_removed => Down::with_client(
+                reason,
+                "the gateway closed the link of clawbridge's device (WebSocket close code 4001 \"device removed\": the device was revoked or removed, or its token rotated), so the run was stopped; retry it".into(),
+            ),
             Some(AUTH_CHANGED) => Down::with_client(
                 reason,
                 "the gateway's auth changed and it closed the link this run was on (WebSocket close code 4001 \"gateway auth changed\"), so the run was stopped; retry it".into(),
@@ -151,6 +168,9 @@ impl Down {
 /// The close code the gateway (2026.9.6) sends to links that authenticated
 /// with a shared secret that is no longer its secret.
 pub(super) const AUTH_CHANGED: u16 = 4001;
+/// The reason of the 4001 close the gateway sends when an operator revokes
+/// or removes this device.
+pub(super) const DEVICE_REMOVED: &str = "device removed";
 
 async fn run(
     settings: GatewaySettings,
@@ -162,6 +182,8 @@ async fn run(
     // `chat.abort`s for runs lost with a link, sent on the next one.
     let mut lost: VecDeque<(Arc<str>, Arc<str>)> = VecDeque::new();
     let mut backoff = settings.reconnect_min;
+    // The pairing request last logged in full.
+    let mut pairing_logged: Option<Option<String>> = None;
     loop {
         metrics::GATEWAY_CONNECTED.set(0);
         let creds = hooks.credentials.borrow_and_update().clone();
@@ -169,10 +191,14 @@ async fn run(
             Ok((link, default_agent)) => {
                 tracing::info!(
                     upstream = %settings.upstream,
+                    protocol = link.server.protocol,
+                    server_version = %link.server.version,
+                    device_paired = link.paired,
                     tick_ms = link.tick.as_millis() as u64,
                     max_payload = link.max_payload,
                     "gateway connected"
                 );
+                settings.info.connected(link.server.clone(), link.paired);
                 metrics::GATEWAY_CONNECTED.set(1);
                 backoff = settings.reconnect_min;
                 metrics::register_agent(&default_agent);
@@ -186,14 +212,40 @@ async fn run(
             }
             Err(reason) => {
                 metrics::GATEWAY_HANDSHAKE_FAILURES.inc();
-                if reason.starts_with(REFUSED) {
+                if reason.rereads() {
                     // Perhaps the secret changed and the file was not polled yet.
                     hooks.reread.notify_one();
                 }
                 Down::new(reason)
             }
         };
-        tracing::warn!(upstream = %settings.upstream, reason = %down.reason, "gateway link down");
+        settings.info.down(&down.reason);
+        match &down.reason {
+            NotReady::PairingRequired(p) => {
+                // Printed whole once per request; the retries stay quiet.
+                if pairing_logged.as_ref() != Some(&p.request_id) {
+                    tracing::warn!(
+                        upstream = %settings.upstream,
+                        device_id = %p.device_id,
+                        request_id = p.request_id.as_deref().unwrap_or("unknown"),
+                        approve = %p.approve_command(),
+                        "the gateway requires pairing: approve this device on the gateway with `{}`; clawbridge retries and becomes ready once approved",
+                        p.approve_command()
+                    );
+                    pairing_logged = Some(p.request_id.clone());
+                } else {
+                    tracing::debug!(
+                        request_id = p.request_id.as_deref().unwrap_or("unknown"),
+                        "still waiting for pairing approval"
+                    );
+                }
+                backoff = backoff.max(PAIRING_RETRY_MIN);
+            }
+            reason => {
+                pairing_logged = None;
+                tracing::warn!(upstream = %settings.upstream, %reason, "gateway link down");
+            }
+        }
         metrics::GATEWAY_CONNECTED.set(0);
         state.send_replace(LinkState::Down { reason: down.reason.clone() });
         down.cut_all(&mut runs);
@@ -224,7 +276,10 @@ async fn run(
                 },
             }
         }
-        backoff = (backoff * 2).min(settings.reconnect_max);
+        backoff = match &down.reason {
+            NotReady::PairingRequired(_) => (backoff * 2).min(PAIRING_RETRY_MAX),
+            _ => (backoff * 2).min(settings.reconnect_max),
+        };
         metrics::GATEWAY_RECONNECTS.inc();
     }
 }
@@ -237,76 +292,27 @@ struct Serving<'a> {
     state: &'a watch::Sender<LinkState>,
 }
 
-/// How `connect` words a refusal by the gateway.
-const REFUSED: &str = "gateway refused connect";
-
 /// Opens the socket and completes `connect`; returns the link and the
 /// gateway's default agent id.
-pub(super) async fn connect(settings: &GatewaySettings, creds: &Credentials) -> Result<(Link, Arc<str>), Arc<str>> {
+pub(super) async fn connect(settings: &GatewaySettings, creds: &Credentials) -> Result<(Link, Arc<str>), NotReady> {
     let fut = async {
         let mut ws = super::dial::dial(settings).await?;
-        let connect_id = format!("connect-{}", uuid::Uuid::new_v4());
-        let instance = uuid::Uuid::new_v4().to_string();
-        let frame = frames::connect_request(&connect_id, creds.kind, creds.secret.expose(), &instance);
-        ws.send(Message::Text(frame.into())).await.map_err(|e| format!("send connect: {e}"))?;
-        loop {
-            let msg = ws
-                .next()
-                .await
-                .ok_or_else(|| "gateway closed the socket during the handshake".to_string())?
-                .map_err(|e| format!("handshake: {e}"))?;
-            let text = match msg {
-                Message::Text(t) => t,
-                Message::Close(c) => {
-                    return Err(format!(
-                        "gateway closed the socket during the handshake: {}",
-                        c.map(|c| format!("{} {}", u16::from(c.code), c.reason)).unwrap_or_default()
-                    ))
-                }
-                _ => continue,
-            };
-            let Ok(frame) = serde_json::from_str::<InFrame>(&text) else {
-                continue;
-            };
-            if frame.kind != "res" || frame.id.as_deref() != Some(connect_id.as_str()) {
-                continue; // connect.challenge and anything else before hello-ok
-            }
-            if frame.ok != Some(true) {
-                let e = frame.error.unwrap_or(frames::ErrorShape { code: "?".into(), message: String::new() });
-                return Err(format!("{REFUSED}: {} {}", e.code, e.message));
-            }
-            let hello: HelloOk = frame
-                .payload
-                .and_then(|p| serde_json::from_str(p.get()).ok())
-                .ok_or_else(|| "connect answer is not hello-ok".to_string())?;
-            let scopes = hello.auth.as_ref().map(|a| a.scopes.clone()).unwrap_or_default();
-            if !scopes.iter().any(|s| s == frames::WRITE_SCOPE || s == "operator.admin") {
-                return Err(format!(
-                    "gateway granted scopes {scopes:?} without operator.write; clawbridge must reach the gateway over loopback, without proxy headers"
-                ));
-            }
-            let tick = hello.policy.as_ref().and_then(|p| p.tick_interval_ms).unwrap_or(30_000);
-            let max_payload = hello
-                .policy
-                .as_ref()
-                .and_then(|p| p.max_payload)
-                .and_then(|n| usize::try_from(n).ok())
-                .filter(|&n| n > 0)
-                .unwrap_or(DEFAULT_MAX_PAYLOAD);
-            let default_agent = hello
-                .snapshot
-                .and_then(|s| s.session_defaults)
-                .and_then(|d| d.default_agent_id)
-                .unwrap_or_else(|| "main".to_string());
-            let link = Link { ws, tick: Duration::from_millis(tick.max(100)), max_payload };
-            return Ok((link, Arc::from(default_agent)));
-        }
+        let hello = handshake::handshake(&mut ws, creds, settings.device.as_ref()).await?;
+        let link = Link {
+            ws,
+            tick: Duration::from_millis(hello.tick_ms.max(100)),
+            max_payload: hello.max_payload.unwrap_or(DEFAULT_MAX_PAYLOAD),
+            server: hello.server,
+            paired: hello.paired,
+        };
+        Ok::<_, NotReady>((link, hello.default_agent))
     };
     match timeout(settings.handshake_timeout, fut).await {
-        Ok(r) => r.map_err(Arc::from),
-        Err(_) => {
-            Err(Arc::from(format!("gateway handshake timed out after {} ms", settings.handshake_timeout.as_millis())))
-        }
+        Ok(r) => r,
+        Err(_) => Err(NotReady::from(format!(
+            "gateway handshake timed out after {} ms",
+            settings.handshake_timeout.as_millis()
+        ))),
     }
 }
 
@@ -428,6 +434,7 @@ async fn serve(
                     let moved = runs.len();
                     rot.retire(old, std::mem::take(runs));
                     metrics::GATEWAY_ROTATIONS.inc();
+                    settings.info.connected(link.server.clone(), link.paired);
                     metrics::register_agent(&default_agent);
                     cx.state.send_replace(LinkState::Ready { default_agent });
                     tracing::info!(

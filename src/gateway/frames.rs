@@ -28,9 +28,33 @@ pub enum SecretKind {
     None,
 }
 
-/// `{"type":"req","id":..,"method":"connect","params":{..}}`. The schema is closed
-/// (`additionalProperties:false`), so only known keys are sent.
+/// Who clawbridge says it is in `connect`; the device signature binds these.
+pub const CLIENT_ID: &str = "gateway-client";
+pub const CLIENT_MODE: &str = "backend";
+pub const PLATFORM: &str = "linux";
+pub const ROLE: &str = "operator";
+/// The scopes asked for, in the order sent (and signed).
+pub const SCOPES: [&str; 3] = [ADMIN_SCOPE, READ_SCOPE, WRITE_SCOPE];
+
+/// What one `connect` carries besides the fixed client description.
+pub struct ConnectArgs<'a> {
+    pub secret_kind: SecretKind,
+    pub secret: &'a str,
+    /// `auth.deviceToken`: the token the gateway issued to this device.
+    pub device_token: Option<&'a str>,
+    /// The signed `device` block.
+    pub device: Option<&'a super::device::Proof>,
+    pub instance_id: &'a str,
+}
+
+/// `{"type":"req","id":..,"method":"connect","params":{..}}` without a device.
 pub fn connect_request(id: &str, secret_kind: SecretKind, secret: &str, instance_id: &str) -> String {
+    connect_request_with(id, &ConnectArgs { secret_kind, secret, device_token: None, device: None, instance_id })
+}
+
+/// The `connect` request. The schema is closed (`additionalProperties:false`),
+/// so only known keys are sent.
+pub fn connect_request_with(id: &str, args: &ConnectArgs<'_>) -> String {
     #[derive(Serialize)]
     struct Client<'a> {
         id: &'a str,
@@ -48,6 +72,8 @@ pub fn connect_request(id: &str, secret_kind: SecretKind, secret: &str, instance
         token: Option<&'a str>,
         #[serde(skip_serializing_if = "Option::is_none")]
         password: Option<&'a str>,
+        #[serde(rename = "deviceToken", skip_serializing_if = "Option::is_none")]
+        device_token: Option<&'a str>,
     }
     #[derive(Serialize)]
     struct Params<'a> {
@@ -61,29 +87,37 @@ pub fn connect_request(id: &str, secret_kind: SecretKind, secret: &str, instance
         caps: [&'a str; 0],
         #[serde(skip_serializing_if = "Option::is_none")]
         auth: Option<Auth<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        device: Option<&'a super::device::Proof>,
         #[serde(rename = "userAgent")]
         user_agent: &'a str,
     }
-    let auth = match secret_kind {
-        SecretKind::Token => Some(Auth { token: Some(secret), password: None }),
-        SecretKind::Password => Some(Auth { token: None, password: Some(secret) }),
-        SecretKind::None => None,
+    let (token, password) = match args.secret_kind {
+        SecretKind::Token => (Some(args.secret), None),
+        SecretKind::Password => (None, Some(args.secret)),
+        SecretKind::None => (None, None),
     };
+    let auth = (token.is_some() || password.is_some() || args.device_token.is_some()).then_some(Auth {
+        token,
+        password,
+        device_token: args.device_token,
+    });
     let params = Params {
         min_protocol: MIN_PROTOCOL,
         max_protocol: MAX_PROTOCOL,
         client: Client {
-            id: "gateway-client",
+            id: CLIENT_ID,
             version: env!("CARGO_PKG_VERSION"),
-            platform: "linux",
-            mode: "backend",
+            platform: PLATFORM,
+            mode: CLIENT_MODE,
             display_name: "clawbridge",
-            instance_id,
+            instance_id: args.instance_id,
         },
-        role: "operator",
-        scopes: [ADMIN_SCOPE, READ_SCOPE, WRITE_SCOPE],
+        role: ROLE,
+        scopes: SCOPES,
         caps: [],
         auth,
+        device: args.device,
         user_agent: concat!("clawbridge/", env!("CARGO_PKG_VERSION")),
     };
     request(id, "connect", &params)
@@ -149,6 +183,8 @@ pub struct HelloOk {
     #[serde(default)]
     pub protocol: u32,
     #[serde(default)]
+    pub server: Option<ServerHello>,
+    #[serde(default)]
     pub auth: Option<HelloAuth>,
     #[serde(default)]
     pub policy: Option<Policy>,
@@ -157,9 +193,53 @@ pub struct HelloOk {
 }
 
 #[derive(Debug, Deserialize)]
+pub struct ServerHello {
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
 pub struct HelloAuth {
     #[serde(default)]
     pub scopes: Vec<String>,
+    /// Issued to a paired device; kept and sent on reconnect.
+    #[serde(rename = "deviceToken", default)]
+    pub device_token: Option<Redacted>,
+}
+
+/// A string from the gateway that must never be printed (a device token).
+#[derive(Deserialize, PartialEq)]
+#[serde(transparent)]
+pub struct Redacted(pub String);
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("*****")
+    }
+}
+
+/// A refused `connect`: `error {code, message, details {code, reason,
+/// requestId, deviceId}}` (`connect-error-details.ts`).
+#[derive(Debug, Default, Deserialize)]
+pub struct ConnectRefusal {
+    #[serde(default)]
+    pub code: String,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default)]
+    pub details: Option<RefusalDetails>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RefusalDetails {
+    #[serde(default)]
+    pub code: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(rename = "requestId", default)]
+    pub request_id: Option<String>,
+    #[serde(rename = "deviceId", default)]
+    pub device_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -350,6 +430,33 @@ mod tests {
         assert_eq!(pw["params"]["auth"], json!({"password": "pw"}));
         let none: Value = serde_json::from_str(&connect_request("c1", SecretKind::None, "", "i1")).unwrap();
         assert!(none["params"].get("auth").is_none());
+    }
+
+    #[test]
+    fn connect_frame_carries_the_device_block_and_a_device_token() {
+        let proof = super::super::device::Proof {
+            id: "d".into(),
+            public_key: "k".into(),
+            signature: "s".into(),
+            signed_at: 7,
+            nonce: "n".into(),
+        };
+        let args = ConnectArgs {
+            secret_kind: SecretKind::None,
+            secret: "",
+            device_token: Some("dt"),
+            device: Some(&proof),
+            instance_id: "i1",
+        };
+        let v: Value = serde_json::from_str(&connect_request_with("c1", &args)).unwrap();
+        assert_eq!(v["params"]["auth"], json!({"deviceToken": "dt"}));
+        assert_eq!(
+            v["params"]["device"],
+            json!({"id": "d", "publicKey": "k", "signature": "s", "signedAt": 7, "nonce": "n"})
+        );
+        let args = ConnectArgs { secret_kind: SecretKind::Token, secret: "tok", device_token: None, ..args };
+        let v: Value = serde_json::from_str(&connect_request_with("c1", &args)).unwrap();
+        assert_eq!(v["params"]["auth"], json!({"token": "tok"}));
     }
 
     #[test]

@@ -6,8 +6,11 @@
 
 mod connection;
 pub mod decode;
+pub mod device;
 mod dial;
 pub mod frames;
+mod handshake;
+pub mod readiness;
 mod rotation;
 pub(crate) mod run_events;
 pub mod run_request;
@@ -23,6 +26,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 pub use connection::{channel, Driver, LinkHooks};
 pub use dial::LinkTls;
 pub use frames::{AssistantData, ErrorShape, LifecycleData, RunUsage};
+pub use readiness::{LinkInfo, LinkInfoCell, NotReady, Pairing, PairingState, ServerInfo};
 
 /// Connection settings, derived from [`crate::config::Config`]. The secret
 /// is apart ([`Credentials`]): it can change while the link runs.
@@ -38,6 +42,10 @@ pub struct GatewaySettings {
     pub reconnect_max: Duration,
     /// Bytes of events queued per run before the run is declared a slow reader.
     pub run_buffer_bytes: usize,
+    /// The device identity presented in `connect` (`None`: device-less).
+    pub device: Option<Arc<device::DeviceAuth>>,
+    /// What `/readyz` and the metrics show of the current link.
+    pub info: Arc<LinkInfoCell>,
 }
 
 /// What the link authenticates with. A new value (the gateway's file was
@@ -70,8 +78,9 @@ impl Credentials {
 /// What the chat layer sees of the link.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LinkState {
-    /// Not connected yet, or reconnecting; `reason` is the last failure.
-    Down { reason: Arc<str> },
+    /// Not connected yet, or reconnecting; `reason` is the last failure
+    /// (typed for `/readyz`; the chat layer sees only "not ready").
+    Down { reason: NotReady },
     /// Authenticated with write scope.
     Ready { default_agent: Arc<str> },
 }

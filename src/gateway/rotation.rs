@@ -18,6 +18,7 @@ use tokio::time::{timeout, Instant};
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::connection::{connect, on_frame, on_oversized, Down, Link, Runs};
+use super::readiness::NotReady;
 use super::{Credentials, GatewaySettings};
 
 /// Pause between handshakes with a new secret the gateway still refuses.
@@ -25,7 +26,7 @@ pub(super) const RETRY: Duration = Duration::from_millis(250);
 /// How long an old link's close handshake may take (off the link task).
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
-type Handshake<'s> = Pin<Box<dyn Future<Output = (Credentials, Result<(Link, Arc<str>), Arc<str>>)> + Send + 's>>;
+type Handshake<'s> = Pin<Box<dyn Future<Output = (Credentials, Result<(Link, Arc<str>), NotReady>)> + Send + 's>>;
 
 /// The link with the previous secret, finishing its own runs.
 pub(super) struct Retiring {
@@ -157,7 +158,7 @@ pub(super) async fn next_frame(retiring: &mut Option<Retiring>) -> Option<Result
 /// The result of the handshake with the new secret (`pending` is `Some`).
 pub(super) async fn handshake(
     pending: &mut Option<Handshake<'_>>,
-) -> (Credentials, Result<(Link, Arc<str>), Arc<str>>) {
+) -> (Credentials, Result<(Link, Arc<str>), NotReady>) {
     let out = match pending.as_mut() {
         Some(fut) => fut.await,
         None => std::future::pending().await,

@@ -44,6 +44,8 @@ fn link() -> Gateway {
         reconnect_max: Duration::from_secs(1),
         run_buffer_bytes: 1 << 20,
         tls: None,
+        device: None,
+        info: Default::default(),
     };
     let creds = crate::gateway::Credentials {
         kind: crate::gateway::frames::SecretKind::None,

@@ -32,6 +32,7 @@ pub struct Bridge {
     pub admin: SocketAddr,
     pub logs: Arc<Mutex<String>>,
     _gateway_config: tempfile::NamedTempFile,
+    _state: tempfile::TempDir,
 }
 
 pub struct BridgeOpts {
@@ -73,8 +74,11 @@ impl BridgeOpts {
         cfg.write_all(self.gateway_config.as_bytes()).unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        // The device identity's state dir: one per process, removed with it.
+        let state = tempfile::tempdir().unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_clawbridge"));
         cmd.env_clear()
+            .env("CLAWBRIDGE_STATE_DIR", state.path())
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("CLAWBRIDGE_LISTEN", addr.to_string())
             .env("CLAWBRIDGE_ADMIN_LISTEN", admin.to_string())
@@ -99,7 +103,7 @@ impl BridgeOpts {
                 l.push('\n');
             }
         });
-        let bridge = Bridge { child, addr, admin, logs, _gateway_config: cfg };
+        let bridge = Bridge { child, addr, admin, logs, _gateway_config: cfg, _state: state };
         let path = if self.wait_ready { "/readyz" } else { "/healthz" };
         bridge.wait_admin(path, Duration::from_secs(15)).await;
         bridge
