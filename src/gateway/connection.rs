@@ -468,6 +468,10 @@ pub(super) fn on_frame(text: &str, runs: &mut Runs) {
     };
     match (frame.kind.as_ref(), frame.payload) {
         ("event", Payload::Agent(ev)) => {
+            // The gateway's name for the run's session, which its aborts need.
+            if let (Some(slot), Some(key)) = (runs.get(ev.run_id.as_ref()), ev.session_key.as_deref()) {
+                slot.events.name_session(key);
+            }
             let event = match ev.data {
                 AgentData::Assistant(d) => RunEvent::Assistant(d),
                 AgentData::Lifecycle(d) if matches!(d.phase.as_str(), "end" | "error" | "finishing") => {
@@ -490,6 +494,10 @@ pub(super) fn on_frame(text: &str, runs: &mut Runs) {
             if frame.ok == Some(true) && !slot.accepted && (status == "accepted" || status == "in_flight") {
                 slot.accepted = true;
                 let p = payload.unwrap_or_else(empty_payload);
+                // 2026.5.12+ name the canonical session here; older releases only in events.
+                if let Some(key) = p.session_key.as_deref() {
+                    slot.events.name_session(key);
+                }
                 let event =
                     RunEvent::Accepted(Box::new(super::Accepted { session_key: p.session_key, agent_id: p.agent_id }));
                 deliver(runs, id, event);
@@ -574,4 +582,42 @@ fn finish(ok: bool, payload: Option<AgentResPayload>, error: Option<frames::Erro
         None => (None, None, None),
     };
     Finish { ok, status: payload.status, text, usage, stop_reason: meta_stop.or(payload.stop_reason), error }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 2026.5.7's accepted `res` has no `sessionKey`: the run's key is the
+    /// one its `agent` events carry (measured: `agent:main:probe-d7f4a7` for
+    /// a request key `Probe-d7f4a7`), and that is what its abort must use.
+    #[test]
+    fn the_session_key_comes_from_the_accept_or_the_first_event() {
+        let mut runs: Runs = HashMap::new();
+        let (tx, rx) = super::super::run_events::channel(1 << 20);
+        runs.insert(Arc::from("r1"), Slot { events: tx, accepted: false });
+        on_frame(
+            r#"{"type":"res","id":"r1","ok":true,"payload":{"runId":"r1","status":"accepted","acceptedAt":1}}"#,
+            &mut runs,
+        );
+        assert_eq!(rx.session_key(), None, "2026.5.7: no key in the accept");
+        on_frame(
+            r#"{"type":"event","event":"agent","payload":{"runId":"r1","stream":"lifecycle","data":{"phase":"start"},"sessionKey":"agent:main:probe-d7f4a7"}}"#,
+            &mut runs,
+        );
+        on_frame(
+            r#"{"type":"event","event":"agent","payload":{"runId":"other","stream":"lifecycle","data":{"phase":"start"},"sessionKey":"agent:main:x"}}"#,
+            &mut runs,
+        );
+        assert_eq!(rx.session_key().as_deref(), Some("agent:main:probe-d7f4a7"));
+
+        // 2026.9.6 names it in the accept already.
+        let (tx, rx) = super::super::run_events::channel(1 << 20);
+        runs.insert(Arc::from("r2"), Slot { events: tx, accepted: false });
+        on_frame(
+            r#"{"type":"res","id":"r2","ok":true,"payload":{"runId":"r2","sessionKey":"agent:main:probe-76d8cc","agentId":"main","status":"accepted"}}"#,
+            &mut runs,
+        );
+        assert_eq!(rx.session_key().as_deref(), Some("agent:main:probe-76d8cc"));
+    }
 }
