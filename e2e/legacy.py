@@ -21,6 +21,9 @@ Cells:
                 so the gateway's canonical key differs from the header); `stopped` when the
                 gateway ended the run aborted, `ran-to-end` when it finished the whole reply
   abort-user    the same without the header (`user` routes it: agent:<id>:openai-user:<user>)
+  abort-queued  run B, sent to the session of a running run A, is queued behind it; B's client hangs
+                up after B's first chunk (the accept), before B had any event; B must be stopped
+                (A finishes whole)
   http          GET /health and /readyz through clawbridge == direct (status, body; volatile
                 /readyz fields normalised)
   ws            a native WS `connect` through clawbridge's port answers as direct (ok, protocol,
@@ -61,7 +64,8 @@ PIECES = [f"w{i:02d} " for i in range(40)]
 DELAY_MS = 300                      # 40 pieces: ~12 s for a run nobody stops
 ABORT_DEADLINE_S = 6.0              # an abort must show within this after the hang-up
 RUN_TO_END_S = 20.0                 # a run nobody stopped must have ended by then
-CELLS = ["config", "builtin-off", "ready", "stream", "non-stream", "abort-key", "abort-user", "http", "ws"]
+CELLS = ["config", "builtin-off", "ready", "stream", "non-stream", "abort-key", "abort-user", "abort-queued", "http",
+         "ws"]
 
 # Keys of the kit's current template (openclaw.template.json5) that each release refuses as
 # "Unrecognized key" in `openclaw config validate`; the project templates drop exactly these.
@@ -75,24 +79,27 @@ REFUSED = {
 # the measured outcome the release allows (see the README's compatibility table).
 ALL_PASS = {c: "pass" for c in CELLS}
 EXPECTED = {
-    "2026.9.6": {**ALL_PASS, "ready": "ready", "abort-key": "stopped", "abort-user": "stopped"},
+    "2026.9.6": {**ALL_PASS, "ready": "ready", "abort-key": "stopped", "abort-user": "stopped", "abort-queued": "stopped"},
     # chat.abort needs the canonical key there: clawbridge aborts with the key the gateway named
     # in the run's events (its accepted `res` names none).
-    "2026.5.7": {**ALL_PASS, "ready": "ready", "abort-key": "stopped", "abort-user": "stopped"},
+    # A run hung up on before its first event (queued behind another run of its session) is
+    # aborted when the gateway names its session.
+    "2026.5.7": {**ALL_PASS, "ready": "ready", "abort-key": "stopped", "abort-user": "stopped", "abort-queued": "stopped"},
     # Without device identity 2026.3.31 grants a device-less loopback client no scopes, so
     # clawbridge stays not ready and every chat request gets 503 (E2E_LEGACY_331=unpaired, today).
     # With device pairing (E2E_LEGACY_331=paired) turns run, but its chat.abort cannot stop an
     # `agent` run (it registers only chat.send runs): declared, the run goes on to its end.
     "2026.3.31": {**ALL_PASS, "ready": "503", "stream": "503", "non-stream": "503",
-                  "abort-key": "503", "abort-user": "503"},
+                  "abort-key": "503", "abort-user": "503", "abort-queued": "503"},
 }
-EXPECTED_331_PAIRED = {**ALL_PASS, "ready": "ready", "abort-key": "ran-to-end", "abort-user": "ran-to-end"}
+EXPECTED_331_PAIRED = {**ALL_PASS, "ready": "ready", "abort-key": "ran-to-end", "abort-user": "ran-to-end",
+                       "abort-queued": "ran-to-end"}
 
 
 def expected_row(release: str) -> dict:
     if release == "2026.3.31" and os.environ.get("E2E_LEGACY_331", "unpaired") == "paired":
         return EXPECTED_331_PAIRED
-    return EXPECTED.get(release, {**ALL_PASS, "ready": "ready", "abort-key": "stopped", "abort-user": "stopped"})
+    return EXPECTED.get(release, EXPECTED["2026.9.6"])
 
 
 def family(release: str) -> str:
@@ -257,8 +264,9 @@ def cell_non_stream(row: Row, c: httpx.Client, reply: str) -> None:
     row.set("non-stream", "pass" if ok else "fail", f"content {content!r}, usage {r.json().get('usage') if ok else '-'}")
 
 
-def stream_until_first_content(headers: dict, user: str | None) -> dict:
-    """Thread: stream through clawbridge, read to the first content chunk, hang up."""
+def stream_until_first_content(headers: dict, user: str | None, until: str = "content") -> dict:
+    """Thread: stream through clawbridge, read to the first content chunk (or, with
+    until="role", the first chunk of all), hang up."""
     out = {"status": None, "first": None, "run_id": None, "t": None, "error": None, "body": ""}
     client = httpx.Client(timeout=httpx.Timeout(60, connect=5))
     try:
@@ -277,8 +285,8 @@ def stream_until_first_content(headers: dict, user: str | None) -> dict:
                     ev = json.loads(line[6:])
                     out["run_id"] = out["run_id"] or ev.get("id")
                     d = (ev.get("choices") or [{}])[0].get("delta") or {}
-                    if d.get("content"):
-                        out["first"] = d["content"]
+                    if d.get("content") or until == "role":
+                        out["first"] = d.get("content") or ""
                         break
             out["t"] = time.monotonic()
     except Exception as e:  # noqa: BLE001
@@ -387,6 +395,108 @@ async def cell_abort(row: Row, cell: str, c: httpx.Client, listener: LegacyWS | 
         fake_config(c, reply=before["reply"], delay_ms=before["delay_ms"], fail_status=before["fail_status"])
 
 
+def stream_whole(headers: dict, started) -> dict:
+    """Thread: a stream through clawbridge read to its end; `started` is set at its first content."""
+    out = {"status": None, "content": "", "error": None}
+    try:
+        with httpx.Client(timeout=httpx.Timeout(90, connect=5)) as client:
+            body = {"model": "openclaw", "stream": True, "messages": [{"role": "user", "content": "tell me a story"}]}
+            with client.stream("POST", BRIDGE_URL + "/v1/chat/completions", json=body,
+                               headers={"Authorization": f"Bearer {TOKEN}", **headers}) as r:
+                out["status"] = r.status_code
+                for line in r.iter_lines():
+                    if line.startswith("data: {"):
+                        d = (json.loads(line[6:]).get("choices") or [{}])[0].get("delta") or {}
+                        out["content"] += d.get("content") or ""
+                        if out["content"]:
+                            started.set()
+    except Exception as e:  # noqa: BLE001
+        out["error"] = f"{type(e).__name__}: {e}"
+    finally:
+        started.set()
+    return out
+
+
+async def cell_abort_queued(row: Row, c: httpx.Client, listener: LegacyWS | None, state: Path) -> None:
+    """Run A streams in session K; run B, sent to K while A runs, is queued behind it. B's
+    client hangs up after its first chunk (the accept), before B has any event: on 2026.5.x
+    the gateway has not named B's session yet, so clawbridge's abort must wait for the name."""
+    import threading
+    key = f"E2E-Queued-{uuid.uuid4().hex[:8]}"
+    headers = {"x-openclaw-session-key": key}
+    before = fake_config(c)
+    fake_config(c, reply=PIECES, delay_ms=DELAY_MS, fail_status=0)
+    start = len(listener.frames) if listener else 0
+    loop = asyncio.get_running_loop()
+    try:
+        started = threading.Event()
+        a = loop.run_in_executor(None, stream_whole, headers, started)
+        await loop.run_in_executor(None, started.wait, 60)
+        b = await loop.run_in_executor(None, stream_until_first_content, headers, None, "role")
+        if b["status"] != 200:
+            await a
+            row.set("abort-queued", str(b["status"]), f"{b['body']} {b['error'] or ''}".strip())
+            return
+        if b["first"]:
+            await a
+            row.set("abort-queued", "not-queued", f"run B streamed content at once ({b['first']!r}): not queued behind A")
+            return
+        a_out = await a
+        if a_out["content"].strip() != "".join(PIECES).strip():
+            row.set("abort-queued", "fail", f"run A did not finish whole: {a_out}")
+            return
+        run_b = b["run_id"]
+        use_ws = listener is not None and listener_has_read(listener)
+        says, detail = None, "no observable"
+        deadline = time.monotonic() + RUN_TO_END_S
+        while time.monotonic() < deadline and says is None:
+            if use_ws:
+                ev = next((f for f in listener.frames[start:] if f.get("type") == "event" and f.get("event") == "agent"
+                           and (f.get("payload") or {}).get("runId") == run_b
+                           and (f["payload"].get("stream") == "lifecycle")
+                           and (f["payload"].get("data") or {}).get("phase") in ("end", "error")), None)
+                if ev is not None:
+                    d = ev["payload"]["data"]
+                    says = "stopped" if d.get("aborted") is True else "ran-to-end"
+                    detail = f"listener: run B lifecycle {json.dumps(d)[:120]}"
+            else:
+                n_full, tr = full_replies(state, key)
+                if n_full >= 2:
+                    says, detail = "ran-to-end", f"transcript: {tr}"
+            await asyncio.sleep(0.25)
+        if says is None and not use_ws:
+            n_full, tr = full_replies(state, key)
+            says, detail = ("stopped", f"transcript after {RUN_TO_END_S:.0f}s: {tr}") if n_full == 1 else ("unknown", tr)
+        row.set("abort-queued", says or "unknown", f"{detail}; run A whole")
+    finally:
+        fake_config(c, reply=before["reply"], delay_ms=before["delay_ms"], fail_status=before["fail_status"])
+
+
+def full_replies(state: Path, key: str) -> tuple[int, str]:
+    """How many whole replies the session's transcript holds."""
+    full = "".join(PIECES).strip()
+    for store in state.glob("agents/*/sessions/sessions.json"):
+        try:
+            sessions = json.loads(store.read_text())
+        except Exception:  # noqa: BLE001
+            continue
+        for k, v in sessions.items():
+            if k.lower().endswith(":" + key.lower()):
+                f = Path(v.get("sessionFile") or "")
+                if not f.is_file():
+                    return 0, f"{k}: no transcript"
+                n = 0
+                for line in f.read_text().splitlines():
+                    try:
+                        m = json.loads(line).get("message") or {}
+                    except Exception:  # noqa: BLE001
+                        continue
+                    text = "".join(p.get("text", "") for p in m.get("content") or [] if isinstance(p, dict)).strip()
+                    n += m.get("role") == "assistant" and m.get("stopReason") == "stop" and text == full
+                return n, f"{k}: {n} whole replies"
+    return 0, NO_STORE
+
+
 def listener_has_read(listener: LegacyWS) -> bool:
     return "operator.read" in (hello_summary(listener.hello or {}).get("scopes") or [])
 
@@ -452,6 +562,7 @@ async def run_release(args) -> int:
         state = GATEWAY_CONFIG.parent
         await cell_abort(row, "abort-key", c, listener, state)
         await cell_abort(row, "abort-user", c, listener, state)
+        await cell_abort_queued(row, c, listener, state)
         cell_http(row, c)
         await cell_ws(row)
     except Exception as e:  # noqa: BLE001

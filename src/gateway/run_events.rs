@@ -96,6 +96,11 @@ impl RunSender {
             let _ = self.shared.session_key.set(Arc::from(key));
         }
     }
+
+    /// The session key the gateway named, if it did yet.
+    pub fn session_key(&self) -> Option<Arc<str>> {
+        self.shared.session_key.get().cloned()
+    }
 }
 
 /// The request's end.
