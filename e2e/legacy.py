@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Legacy gateway matrix (run.sh phase 4): one OpenClaw release per call, its
+"""Legacy gateway matrix (run.sh phase 5): one OpenClaw release per call, its
 own endpoint off (OCREF_BUILTIN_CHAT=0), clawbridge CLAWBRIDGE_CHAT_COMPLETIONS=on
 in front. Each cell is measured, compared with the release's expected result
 (EXPECTED below), and written to $E2E_OUT/legacy-<release>.json;

@@ -13,7 +13,7 @@
 #          OCREF_TRUSTED_PROXIES=127.0.0.1, clawbridge `on` listening on 0.0.0.0; then the
 #          gateway restarted without trustedProxies (remote passthrough refused, 403).
 #          Needs root and iproute2 (ip netns); skipped (SKIP line) without them.
-# Phase 4: the legacy matrix: each release of E2E_LEGACY_RELEASES in turn (installed by the
+# Phase 5: the legacy matrix: each release of E2E_LEGACY_RELEASES in turn (installed by the
 #          kit's install.sh into its own cached prefix if missing), its own endpoint off, with
 #          the project's config template for it (e2e/templates), clawbridge `on` in front:
 #          legacy.py measures stream, non-stream, abort, passthrough per release, then prints
@@ -26,9 +26,9 @@
 #                        (checks the harness itself; phase 2 is skipped)
 #   E2E_SLOW=1           also run the upstream-5xx cases (~80 s each side: gateway retries)
 #   E2E_ONLY=regex       only these differential cases (phase-1 reference not rewritten)
-#   E2E_PHASES="1 2 3 4" which phases to run
-#   E2E_LEGACY_RELEASES  phase 4's releases ("2026.3.31 2026.5.7 2026.9.6")
-#   E2E_LEGACY_RUN_NAME  phase 4's run dir inside each release's prefix (run)
+#   E2E_PHASES="1 2 3 4 5" which phases to run (4: device pairing, on its own branch)
+#   E2E_LEGACY_RELEASES  phase 5's releases ("2026.3.31 2026.5.7 2026.9.6")
+#   E2E_LEGACY_RUN_NAME  phase 5's run dir inside each release's prefix (run)
 #   E2E_LEGACY_331       paired|unpaired (unpaired): what 2026.3.31 is expected to do (see legacy.py)
 #   E2E_NETNS_HOST_ADDR (10.231.7.1), E2E_NETNS_ADDR (10.231.7.2): the phase-3 veth pair (/30)
 #   E2E_BRIDGE_PORT (18800), E2E_ADMIN_PORT (18801); OCREF_* as in the kit's env.sh
@@ -55,7 +55,7 @@ BIN="${CLAWBRIDGE_BIN:-$REPO/target/release/clawbridge}"
 BRIDGE_GRACE="${E2E_BRIDGE_GRACE_SECS:-3}"   # CLAWBRIDGE_GRACE_PERIOD_SECS for the test (default there: 20)
 PY="$E2E/.venv/bin/python"
 SELFTEST="${E2E_SELFTEST:-0}"
-PHASES="${E2E_PHASES:-1 2 3 4}"
+PHASES="${E2E_PHASES:-1 2 3 4 5}"
 
 export E2E_GATEWAY_URL="$GATEWAY_URL"
 export E2E_FAKE_URL="http://127.0.0.1:$OCREF_FAKE_LLM_PORT"
@@ -72,7 +72,7 @@ alive_pid() { [ -n "${1:-}" ] && [ -r "/proc/$1/stat" ] && [ "$(awk '{print $3}'
 
 # ------------------------------------------------------------------ cleanup
 GATEWAY_STARTED=0
-GATEWAY_ENV=()   # the env the running gateway was started with; stop.sh gets the same
+GATEWAY_ENV=()   # the env the running gateway was started with: stop.sh gets the same
 BRIDGE_PID=""
 stop_bridge() {
   if alive_pid "$BRIDGE_PID"; then
@@ -159,7 +159,7 @@ start_bridge() { # <mode inherit|on|off> <log name> [listen address, default 127
   BRIDGE_PID=$!
   export E2E_BRIDGE_LOG="$OUT/clawbridge-$name.log"
   local deadline=$(( $(date +%s) + 30 ))
-  # BRIDGE_WAIT=healthz: a gateway clawbridge is expected not to be ready with (phase 4)
+  # BRIDGE_WAIT=healthz: a gateway clawbridge is expected not to be ready with (phase 5)
   until curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$ADMIN_PORT/${BRIDGE_WAIT:-readyz}" 2>/dev/null; do
     if ! alive_pid "$BRIDGE_PID"; then tail -30 "$OUT/clawbridge-$name.log" >&2; fail "clawbridge exited during start (log: $OUT/clawbridge-$name.log)"; fi
     if [ "$(date +%s)" -ge "$deadline" ]; then
@@ -311,11 +311,11 @@ if [[ " $PHASES " == *" 3 "* ]]; then
   fi
 fi
 
-if [[ " $PHASES " == *" 4 "* ]]; then
+if [[ " $PHASES " == *" 5 "* ]]; then
   if [ "$SELFTEST" = "1" ]; then
     skip_suite legacy "E2E_SELFTEST=1: there is no clawbridge to serve completions with the built-in endpoint off"
   else
-    log "##### phase 4: legacy matrix (${E2E_LEGACY_RELEASES:-2026.3.31 2026.5.7 2026.9.6}), built-in endpoint OFF, clawbridge on"
+    log "##### phase 5: legacy matrix (${E2E_LEGACY_RELEASES:-2026.3.31 2026.5.7 2026.9.6}), built-in endpoint OFF, clawbridge on"
     rm -f "$OUT"/legacy-*.json
     REF_VERSION=$OCREF_OPENCLAW_VERSION SAVED_RUN=$OCREF_RUN SAVED_STATE=$OCREF_STATE SAVED_FAKE_LOG=$E2E_FAKE_LOG
     for v in ${E2E_LEGACY_RELEASES:-2026.3.31 2026.5.7 2026.9.6}; do
