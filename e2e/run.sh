@@ -21,6 +21,11 @@
 # Phase tls: the gateway's own TLS on (gateway.tls, e2e/templates/tls.json5, a certificate of
 #          a test CA made here with openssl), clawbridge with an https:// upstream, the test
 #          CA as its bundle and the server name overridden: e2e/tls.py.
+# Phase 5: the legacy matrix: each release of E2E_LEGACY_RELEASES in turn (installed by the
+#          kit's install.sh into its own cached prefix if missing), its own endpoint off, with
+#          the project's config template for it (e2e/templates), clawbridge `on` in front:
+#          legacy.py measures stream, non-stream, abort, passthrough per release, then prints
+#          the release x cell table and fails on any cell other than the expected one.
 #
 # Env knobs:
 #   E2E_SKIP_BUILD=1     don't run `cargo build --release -p clawbridge` (use the existing binary)
@@ -29,10 +34,13 @@
 #                        (checks the harness itself; phase 2 is skipped)
 #   E2E_SLOW=1           also run the upstream-5xx cases (~80 s each side: gateway retries)
 #   E2E_ONLY=regex       only these differential cases (phase-1 reference not rewritten)
-#   E2E_PHASES="1 2 3 4 tls" which phases to run
+#   E2E_PHASES="1 2 3 4 5 tls" which phases to run
 #   E2E_NETNS_HOST_ADDR (10.231.7.1), E2E_NETNS_ADDR (10.231.7.2): the phase-3/4 veth pair (/30)
 #   E2E_NETNS_PREFIX (cbe2e): namespace and veth name prefix
-#   E2E_LEGACY_PREFIX (~/.cache/openclaw-legacy-2026.3.31), E2E_LEGACY_RUN ($E2E_LEGACY_PREFIX/run-e2e)
+#   E2E_LEGACY_PREFIX (~/.cache/openclaw-legacy-2026.3.31), E2E_LEGACY_RUN ($E2E_LEGACY_PREFIX/run-e2e): phase 4's 2026.3.31
+#   E2E_LEGACY_RELEASES  phase 5's releases ("2026.3.31 2026.5.7 2026.9.6")
+#   E2E_LEGACY_RUN_NAME  phase 5's run dir inside each release's prefix (run)
+#   E2E_LEGACY_331       paired|unpaired (paired): what 2026.3.31 is expected to do (see legacy.py)
 #   E2E_BRIDGE_PORT (18800), E2E_ADMIN_PORT (18801); OCREF_* as in the kit's env.sh
 set -uo pipefail
 
@@ -57,7 +65,7 @@ BIN="${CLAWBRIDGE_BIN:-$REPO/target/release/clawbridge}"
 BRIDGE_GRACE="${E2E_BRIDGE_GRACE_SECS:-3}"   # CLAWBRIDGE_GRACE_PERIOD_SECS for the test (default there: 20)
 PY="$E2E/.venv/bin/python"
 SELFTEST="${E2E_SELFTEST:-0}"
-PHASES="${E2E_PHASES:-1 2 3 4 tls}"
+PHASES="${E2E_PHASES:-1 2 3 4 5 tls}"
 
 export E2E_GATEWAY_URL="$GATEWAY_URL"
 export E2E_FAKE_URL="http://127.0.0.1:$OCREF_FAKE_LLM_PORT"
@@ -166,16 +174,17 @@ start_bridge() { # <mode inherit|on|off> <log name> [listen address, default 127
   BRIDGE_PID=$!
   export E2E_BRIDGE_LOG="$OUT/clawbridge-$name.log"
   local deadline=$(( $(date +%s) + 30 ))
-  until curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$ADMIN_PORT/readyz" 2>/dev/null; do
+  # BRIDGE_WAIT=healthz: a gateway clawbridge is expected not to be ready with (phase 5)
+  until curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$ADMIN_PORT/${BRIDGE_WAIT:-readyz}" 2>/dev/null; do
     if ! alive_pid "$BRIDGE_PID"; then tail -30 "$OUT/clawbridge-$name.log" >&2; fail "clawbridge exited during start (log: $OUT/clawbridge-$name.log)"; fi
     if [ "$(date +%s)" -ge "$deadline" ]; then
       tail -30 "$OUT/clawbridge-$name.log" >&2
       curl -sS --max-time 2 "http://127.0.0.1:$ADMIN_PORT/readyz" >&2 || true
-      fail "clawbridge not ready within 30 s (admin /readyz)"
+      fail "clawbridge not ready within 30 s (admin /${BRIDGE_WAIT:-readyz})"
     fi
     sleep 0.2
   done
-  log "clawbridge ready (pid $BRIDGE_PID)"
+  log "clawbridge up (pid $BRIDGE_PID, /${BRIDGE_WAIT:-readyz} 200)"
 }
 
 # Phase tls: a test CA and a server certificate for gateway.test and localhost (not the IP),
@@ -409,6 +418,41 @@ if [[ " $PHASES " == *" tls "* ]]; then
       run_suite tls "$PY" "$E2E/tls.py"
     stop_bridge
     stop_gateway
+  fi
+fi
+
+if [[ " $PHASES " == *" 5 "* ]]; then
+  if [ "$SELFTEST" = "1" ]; then
+    skip_suite legacy "E2E_SELFTEST=1: there is no clawbridge to serve completions with the built-in endpoint off"
+  else
+    log "##### phase 5: legacy matrix (${E2E_LEGACY_RELEASES:-2026.3.31 2026.5.7 2026.9.6}), built-in endpoint OFF, clawbridge on"
+    rm -f "$OUT"/legacy-*.json
+    REF_VERSION=$OCREF_OPENCLAW_VERSION SAVED_RUN=$OCREF_RUN SAVED_STATE=$OCREF_STATE SAVED_FAKE_LOG=$E2E_FAKE_LOG
+    for v in ${E2E_LEGACY_RELEASES:-2026.3.31 2026.5.7 2026.9.6}; do
+      if [ "$v" = "$REF_VERSION" ]; then prefix=$OCREF_PREFIX; else prefix="${XDG_CACHE_HOME:-$HOME/.cache}/openclaw-legacy-$v"; fi
+      OCREF_RUN="$prefix/${E2E_LEGACY_RUN_NAME:-run}"; OCREF_STATE="$OCREF_RUN/state"
+      case "$v" in   # config keys each release refuses: see e2e/templates and legacy.py REFUSED
+        2026.3.*) extra=(OCREF_TEMPLATE="$E2E/templates/legacy-2026.3.json5" OCREF_PLUGIN_NODE_PATH=1) ;;
+        2026.4.*|2026.5.*) extra=(OCREF_TEMPLATE="$E2E/templates/legacy-2026.5.json5" OCREF_PLUGIN_NODE_PATH=0) ;;
+        *) extra=(OCREF_TEMPLATE= OCREF_PLUGIN_NODE_PATH=0) ;;
+      esac
+      genv=(OCREF_PREFIX="$prefix" OCREF_OPENCLAW_VERSION="$v" OCREF_RUN="$OCREF_RUN" OCREF_STATE="$OCREF_STATE"
+            OCREF_WORKSPACE="$OCREF_RUN/workspace" OCREF_VENV="$prefix/venv" OCREF_GATEWAY_PORT="$OCREF_GATEWAY_PORT"
+            OCREF_FAKE_LLM_PORT="$OCREF_FAKE_LLM_PORT" OCREF_TOKEN="$OCREF_TOKEN" "${extra[@]}")
+      t_inst=$(date +%s)
+      env "${genv[@]}" "$KIT/install.sh" >"$OUT/install-$v.log" 2>&1 \
+        || { tail -20 "$OUT/install-$v.log" >&2; fail "openclaw $v could not be installed (see $OUT/install-$v.log)"; }
+      log "openclaw $v in $prefix ($(grep -c 'already in' "$OUT/install-$v.log" | sed 's/^[1-9].*/cached/; s/^0$/installed/'), $(( $(date +%s) - t_inst ))s)"
+      export E2E_FAKE_LOG="$OCREF_RUN/fake_llm.requests.jsonl" E2E_GATEWAY_CONFIG="$OCREF_STATE/openclaw.json"
+      start_gateway "${genv[@]}" OCREF_BUILTIN_CHAT=0 OCREF_FRESH=1
+      BRIDGE_WAIT=healthz start_bridge on "legacy-$v"
+      run_suite "legacy-$v" "$PY" "$E2E/legacy.py" --release "$v" --prefix "$prefix" --kit "$KIT"
+      stop_bridge
+      stop_gateway
+    done
+    OCREF_RUN=$SAVED_RUN OCREF_STATE=$SAVED_STATE E2E_FAKE_LOG=$SAVED_FAKE_LOG
+    export E2E_GATEWAY_CONFIG="$OCREF_STATE/openclaw.json"
+    run_suite legacy-matrix "$PY" "$E2E/legacy.py" --table
   fi
 fi
 

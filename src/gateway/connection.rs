@@ -89,8 +89,36 @@ pub fn channel(settings: GatewaySettings, hooks: LinkHooks) -> (Gateway, Driver)
 /// What the task is waiting on, by request id: a run's frames, or the
 /// one answer of a call (`agents.list` and the like).
 pub(super) enum Slot {
-    Run { events: RunSender, accepted: bool },
+    Run(RunSlot),
     Call(CallReply),
+}
+
+/// A run the task is tracking.
+pub(super) struct RunSlot {
+    events: RunSender,
+    accepted: bool,
+    /// The request is gone and the run must be aborted, but the gateway has
+    /// not named the run's session yet (2026.5.x names it only in the run's
+    /// events, and refuses an abort with any other key): the abort is sent
+    /// when it does ([`on_frame`]). Holds the request's key, the fallback
+    /// if the link is lost first.
+    abort_pending: Option<Arc<str>>,
+}
+
+impl Slot {
+    fn run(&self) -> Option<&RunSlot> {
+        match self {
+            Slot::Run(r) => Some(r),
+            Slot::Call(_) => None,
+        }
+    }
+
+    fn run_mut(&mut self) -> Option<&mut RunSlot> {
+        match self {
+            Slot::Run(r) => Some(r),
+            Slot::Call(_) => None,
+        }
+    }
 }
 
 /// Most calls waiting for their answer on one link; more are refused.
@@ -154,7 +182,7 @@ impl Down {
     pub(super) fn cut_all(&self, runs: &mut Runs) {
         for (_, slot) in runs.drain() {
             match slot {
-                Slot::Run { events, .. } => {
+                Slot::Run(RunSlot { events, .. }) => {
                     let _ = events.send(RunEvent::Cut(Box::new(Cut::LinkLost(self.client.clone()))));
                 }
                 Slot::Call(reply) => {
@@ -248,6 +276,12 @@ async fn run(
         }
         metrics::GATEWAY_CONNECTED.set(0);
         state.send_replace(LinkState::Down { reason: down.reason.clone() });
+        // Aborts waiting for the session's name go out on the next link, with the request's key.
+        for (run_id, slot) in &runs {
+            if let Some(key) = slot.run().and_then(|r| r.abort_pending.as_ref()) {
+                lost.push_back((run_id.clone(), key.clone()));
+            }
+        }
         down.cut_all(&mut runs);
         metrics::GATEWAY_RUNS.set(0);
         // While down, refuse new runs at once instead of queueing them.
@@ -351,7 +385,13 @@ async fn serve(
                     Some(Ok(Message::Text(text))) if text.len() > settings.max_frame_bytes => {
                         on_oversized(&text, runs, settings.max_frame_bytes);
                     }
-                    Some(Ok(Message::Text(text))) => on_frame(&text, runs),
+                    Some(Ok(Message::Text(text))) => {
+                        if let Some(frame) = on_frame(&text, runs) {
+                            if let Err(e) = link.ws.send(Message::Text(frame.into())).await {
+                                break Some(Down::new(format!("send chat.abort: {e}")));
+                            }
+                        }
+                    }
                     Some(Ok(Message::Close(c))) => {
                         if c.as_ref().is_some_and(|c| u16::from(c.code) == AUTH_CHANGED) {
                             cx.hooks.reread.notify_one();
@@ -372,7 +412,7 @@ async fn serve(
                 }
             }
             msg = rotation::next_frame(&mut rot.retiring), if rot.retiring.is_some() => {
-                rot.on_retiring_frame(msg, settings.max_frame_bytes);
+                rot.on_retiring_frame(msg, settings.max_frame_bytes).await;
             }
             cmd = cx.commands.recv() => match cmd {
                 None => return None,
@@ -389,7 +429,7 @@ async fn serve(
                         let _ = events.send(RunEvent::Cut(Box::new(Cut::LinkLost(down.client.clone()))));
                         break Some(down);
                     }
-                    runs.insert(run_id, Slot::Run { events, accepted: false });
+                    runs.insert(run_id, Slot::Run(RunSlot { events, accepted: false, abort_pending: None }));
                 }
                 Some(Command::Call { id, frame, reply }) => {
                     let calls = runs.values().filter(|s| matches!(s, Slot::Call(_))).count();
@@ -405,6 +445,13 @@ async fn serve(
                     runs.insert(id, Slot::Call(reply));
                 }
                 Some(Command::Abort { run_id, session_key }) => {
+                    // Not named yet (hung up before the accept, or before the
+                    // first event on 2026.5.x): abort once the gateway names it.
+                    let unnamed = runs.get_mut(&run_id).and_then(Slot::run_mut).filter(|s| s.events.session_key().is_none());
+                    if let Some(slot) = unnamed {
+                        slot.abort_pending = Some(session_key);
+                        continue;
+                    }
                     let frame = frames::abort_request(&format!("abort-{run_id}"), &session_key, &run_id);
                     metrics::ABORTS_SENT.inc();
                     // A run of the old link is aborted where it runs.
@@ -477,7 +524,9 @@ async fn serve(
 
 /// Routes one text frame to its run. Frames for other clients' runs are
 /// normal (the gateway broadcasts every run to every operator) and ignored.
-pub(super) fn on_frame(text: &str, runs: &mut Runs) {
+/// Returns a `chat.abort` to send when the frame named the session of a run
+/// whose abort was waiting for it.
+pub(super) fn on_frame(text: &str, runs: &mut Runs) -> Option<String> {
     metrics::GATEWAY_FRAMES.inc();
     // One pass: another client's run (the gateway broadcasts all of them)
     // has its `data` skipped, not decoded.
@@ -486,28 +535,34 @@ pub(super) fn on_frame(text: &str, runs: &mut Runs) {
         Err(e) => {
             metrics::GATEWAY_FRAMES_DROPPED.with_label_values(&["malformed"]).inc();
             tracing::warn!(error = %e, len = text.len(), "dropping malformed gateway frame");
-            return;
+            return None;
         }
     };
     match (frame.kind.as_ref(), frame.payload) {
         ("event", Payload::Agent(ev)) => {
+            // The gateway's name for the run's session, which its aborts need.
+            if let (Some(slot), Some(key)) =
+                (runs.get(ev.run_id.as_ref()).and_then(Slot::run), ev.session_key.as_deref())
+            {
+                slot.events.name_session(key);
+            }
+            if runs.get(ev.run_id.as_ref()).and_then(Slot::run).is_some_and(|s| s.abort_pending.is_some()) {
+                return pending_abort(runs, &ev.run_id);
+            }
             let event = match ev.data {
                 AgentData::Assistant(d) => RunEvent::Assistant(d),
                 AgentData::Lifecycle(d) if matches!(d.phase.as_str(), "end" | "error" | "finishing") => {
                     RunEvent::Lifecycle(d)
                 }
-                _ => return,
+                _ => return None,
             };
             deliver(runs, &ev.run_id, event);
         }
         ("res", payload) => {
-            let Some(id) = frame.id.as_deref() else {
-                return;
-            };
-            let accepted = match runs.get_mut(id) {
-                None => return,
-                Some(Slot::Run { accepted, .. }) => accepted,
-                Some(Slot::Call(_)) => {
+            let id = frame.id.as_deref()?;
+            let slot = match runs.get_mut(id)? {
+                Slot::Run(slot) => slot,
+                Slot::Call(_) => {
                     let Some(Slot::Call(reply)) = runs.remove(id) else { unreachable!() };
                     let answer = match (frame.ok, payload) {
                         (Some(true), Payload::Raw(p)) => Ok(p.get().to_string()),
@@ -515,7 +570,7 @@ pub(super) fn on_frame(text: &str, runs: &mut Runs) {
                         _ => Err(CallError::Gateway(frame.error.unwrap_or_default())),
                     };
                     let _ = reply.send(answer);
-                    return;
+                    return None;
                 }
             };
             let payload: Option<AgentResPayload> = match payload {
@@ -523,16 +578,23 @@ pub(super) fn on_frame(text: &str, runs: &mut Runs) {
                 _ => None,
             };
             let status = payload.as_ref().map(|p| p.status.as_str()).unwrap_or("");
-            if frame.ok == Some(true) && !*accepted && (status == "accepted" || status == "in_flight") {
-                *accepted = true;
+            if frame.ok == Some(true) && !slot.accepted && (status == "accepted" || status == "in_flight") {
+                slot.accepted = true;
                 let p = payload.unwrap_or_else(empty_payload);
+                // 2026.5.12+ name the canonical session here; older releases only in events.
+                if let Some(key) = p.session_key.as_deref() {
+                    slot.events.name_session(key);
+                }
+                if slot.abort_pending.is_some() {
+                    return pending_abort(runs, id);
+                }
                 let event =
                     RunEvent::Accepted(Box::new(super::Accepted { session_key: p.session_key, agent_id: p.agent_id }));
                 deliver(runs, id, event);
-                return;
+                return None;
             }
-            let was_accepted = *accepted;
-            let Some(Slot::Run { events, .. }) = runs.remove(id) else { unreachable!() };
+            let was_accepted = slot.accepted;
+            let Some(Slot::Run(RunSlot { events, .. })) = runs.remove(id) else { unreachable!() };
             let event = if frame.ok != Some(true) && !was_accepted && payload.is_none() {
                 RunEvent::Rejected(Box::new(frame.error.unwrap_or_default()))
             } else {
@@ -542,6 +604,18 @@ pub(super) fn on_frame(text: &str, runs: &mut Runs) {
         }
         _ => {}
     }
+    None
+}
+
+/// The `chat.abort` of a run whose abort waited for the gateway to name its
+/// session, if it has now; the run is forgotten then. Until then the slot is
+/// kept (its request is gone: nothing is delivered) until the run ends.
+fn pending_abort(runs: &mut Runs, run_id: &str) -> Option<String> {
+    let key = runs.get(run_id)?.run()?.events.session_key()?;
+    runs.remove(run_id);
+    metrics::ABORTS_SENT.inc();
+    tracing::debug!(run_id = %run_id, "the gateway named the run's session: sending its abort");
+    Some(frames::abort_request(&format!("abort-{run_id}"), &key, run_id))
 }
 
 /// A frame over `limits.max_frame_bytes` (and within the transport bound):
@@ -561,7 +635,7 @@ pub(super) fn on_oversized(text: &str, runs: &mut Runs, limit: usize) {
     };
     let slot = run.as_deref().and_then(|id| runs.remove(id).map(|slot| (id, slot)));
     match slot {
-        Some((run_id, Slot::Run { events, .. })) => {
+        Some((run_id, Slot::Run(RunSlot { events, .. }))) => {
             tracing::warn!(run_id = %run_id, bytes = text.len(), limit, "gateway frame over limits.max_frame_bytes; stopping its run");
             let _ = events.send(RunEvent::Cut(Box::new(Cut::FrameTooLarge { bytes: text.len(), limit })));
         }
@@ -575,14 +649,14 @@ pub(super) fn on_oversized(text: &str, runs: &mut Runs, limit: usize) {
 /// Hands an event to its run; a reader that fell behind is cut loose and
 /// its run aborted, so one slow client cannot stall the shared link.
 fn deliver(runs: &mut Runs, run_id: &str, event: RunEvent) {
-    let Some(Slot::Run { events, .. }) = runs.get(run_id) else { return };
+    let Some(Slot::Run(RunSlot { events, .. })) = runs.get(run_id) else { return };
     match events.send(event) {
         Ok(()) => {}
         Err(SendError::Closed) => {
             runs.remove(run_id);
         }
         Err(SendError::OverLimit) => {
-            let Some(Slot::Run { events, .. }) = runs.remove(run_id) else { return };
+            let Some(Slot::Run(RunSlot { events, .. })) = runs.remove(run_id) else { return };
             metrics::GATEWAY_FRAMES_DROPPED.with_label_values(&["slow_reader"]).inc();
             tracing::warn!(run_id = %run_id, "run reader fell behind; dropping the run");
             // Terminal events always fit. The session key is unknown here;
@@ -613,4 +687,82 @@ fn finish(ok: bool, payload: Option<AgentResPayload>, error: Option<frames::Erro
         None => (None, None, None),
     };
     Finish { ok, status: payload.status, text, usage, stop_reason: meta_stop.or(payload.stop_reason), error }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 2026.5.7's accepted `res` has no `sessionKey`: the run's key is the
+    /// one its `agent` events carry (measured: `agent:main:probe-d7f4a7` for
+    /// a request key `Probe-d7f4a7`), and that is what its abort must use.
+    #[test]
+    fn the_session_key_comes_from_the_accept_or_the_first_event() {
+        let mut runs: Runs = HashMap::new();
+        let (tx, rx) = super::super::run_events::channel(1 << 20);
+        runs.insert(Arc::from("r1"), Slot::Run(RunSlot { events: tx, accepted: false, abort_pending: None }));
+        on_frame(
+            r#"{"type":"res","id":"r1","ok":true,"payload":{"runId":"r1","status":"accepted","acceptedAt":1}}"#,
+            &mut runs,
+        );
+        assert_eq!(rx.session_key(), None, "2026.5.7: no key in the accept");
+        on_frame(
+            r#"{"type":"event","event":"agent","payload":{"runId":"r1","stream":"lifecycle","data":{"phase":"start"},"sessionKey":"agent:main:probe-d7f4a7"}}"#,
+            &mut runs,
+        );
+        on_frame(
+            r#"{"type":"event","event":"agent","payload":{"runId":"other","stream":"lifecycle","data":{"phase":"start"},"sessionKey":"agent:main:x"}}"#,
+            &mut runs,
+        );
+        assert_eq!(rx.session_key().as_deref(), Some("agent:main:probe-d7f4a7"));
+
+        // 2026.9.6 names it in the accept already.
+        let (tx, rx) = super::super::run_events::channel(1 << 20);
+        runs.insert(Arc::from("r2"), Slot::Run(RunSlot { events: tx, accepted: false, abort_pending: None }));
+        on_frame(
+            r#"{"type":"res","id":"r2","ok":true,"payload":{"runId":"r2","sessionKey":"agent:main:probe-76d8cc","agentId":"main","status":"accepted"}}"#,
+            &mut runs,
+        );
+        assert_eq!(rx.session_key().as_deref(), Some("agent:main:probe-76d8cc"));
+    }
+
+    /// A request gone before the gateway named its run's session (2026.5.7:
+    /// the run queued behind another of the same session has no event yet):
+    /// the abort waits for the name, then goes out with it.
+    #[test]
+    fn an_abort_waits_for_the_session_name() {
+        let mut runs: Runs = HashMap::new();
+        let (tx, rx) = super::super::run_events::channel(1 << 20);
+        runs.insert(
+            Arc::from("r1"),
+            Slot::Run(RunSlot { events: tx, accepted: false, abort_pending: Some(Arc::from("Probe-1")) }),
+        );
+        drop(rx); // the request is gone
+        let accept = r#"{"type":"res","id":"r1","ok":true,"payload":{"runId":"r1","status":"accepted"}}"#;
+        assert_eq!(on_frame(accept, &mut runs), None);
+        assert!(runs.contains_key("r1"), "kept until the session is named");
+        let start = r#"{"type":"event","event":"agent","payload":{"runId":"r1","stream":"lifecycle","data":{"phase":"start"},"sessionKey":"agent:main:probe-1"}}"#;
+        let frame = on_frame(start, &mut runs).expect("the abort, now");
+        assert_eq!(frame, frames::abort_request("abort-r1", "agent:main:probe-1", "r1"));
+        assert!(runs.is_empty());
+
+        // Named in the accept (2026.9.6): the abort goes out with it.
+        let (tx, _rx) = super::super::run_events::channel(1 << 20);
+        runs.insert(
+            Arc::from("r2"),
+            Slot::Run(RunSlot { events: tx, accepted: false, abort_pending: Some(Arc::from("k")) }),
+        );
+        let accept = r#"{"type":"res","id":"r2","ok":true,"payload":{"runId":"r2","sessionKey":"agent:main:k","status":"accepted"}}"#;
+        assert_eq!(on_frame(accept, &mut runs), Some(frames::abort_request("abort-r2", "agent:main:k", "r2")));
+
+        // The run ends before it is named: nothing to abort.
+        let (tx, _rx) = super::super::run_events::channel(1 << 20);
+        runs.insert(
+            Arc::from("r3"),
+            Slot::Run(RunSlot { events: tx, accepted: true, abort_pending: Some(Arc::from("k")) }),
+        );
+        let end = r#"{"type":"res","id":"r3","ok":false,"error":{"code":"UNAVAILABLE","message":"x"}}"#;
+        assert_eq!(on_frame(end, &mut runs), None);
+        assert!(runs.is_empty());
+    }
 }

@@ -34,10 +34,12 @@ pub enum Payload<'a> {
     Agent(AgentEvent<'a>),
 }
 
-/// An `agent` event: `{runId, stream, data, ...}`.
+/// An `agent` event: `{runId, stream, sessionKey, data, ...}`.
 #[derive(Debug)]
 pub struct AgentEvent<'a> {
     pub run_id: Cow<'a, str>,
+    /// The run's canonical session key (`agent:<id>:<key>`), in every release.
+    pub session_key: Option<Cow<'a, str>>,
     /// `assistant`, `lifecycle`, `tool`, ...; empty when absent.
     pub stream: Cow<'a, str>,
     pub data: AgentData,
@@ -161,11 +163,13 @@ impl<'de> Visitor<'de> for EventSeed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<AgentEvent<'de>, A::Error> {
         let (mut run_id, mut stream) = (None::<Cow<'de, str>>, None::<Cow<'de, str>>);
+        let mut session_key = None::<Cow<'de, str>>;
         let (mut data, mut raw_data) = (None, None::<&'de RawValue>);
         while let Some(key) = map.next_key::<Text<'de>>()? {
             match &*key.0 {
                 "runId" => run_id = Some(text(&mut map)?),
                 "stream" => stream = Some(text(&mut map)?),
+                "sessionKey" => session_key = optional_text(&mut map)?,
                 "data" => match (&run_id, &stream) {
                     (Some(run), Some(stream)) if (self.ours)(run) => data = Some(typed_data(&mut map, stream)?),
                     (Some(_), Some(_)) => {
@@ -189,7 +193,7 @@ impl<'de> Visitor<'de> for EventSeed<'_> {
             }
             (None, _) => AgentData::Other,
         };
-        Ok(AgentEvent { run_id, stream: stream.unwrap_or_default(), data })
+        Ok(AgentEvent { run_id, session_key, stream: stream.unwrap_or_default(), data })
     }
 }
 
@@ -234,6 +238,7 @@ mod tests {
         assert_eq!((f.kind.as_ref(), f.event.as_deref()), ("event", Some("agent")));
         let Payload::Agent(ev) = f.payload else { panic!("{:?}", f.payload) };
         assert_eq!(ev.run_id, RUN);
+        assert_eq!(ev.session_key.as_deref(), Some("agent:main:main"));
         let AgentData::Assistant(d) = ev.data else { panic!("{:?}", ev.data) };
         assert_eq!((d.text.as_deref(), d.delta.as_deref()), (Some("Hello, world!"), Some(", world!")));
     }

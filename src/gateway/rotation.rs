@@ -85,7 +85,7 @@ impl<'s> Rotation<'s> {
     }
 
     /// A frame (or the end) of the old link.
-    pub(super) fn on_retiring_frame(
+    pub(super) async fn on_retiring_frame(
         &mut self,
         msg: Option<Result<Message, tungstenite::Error>>,
         max_frame_bytes: usize,
@@ -96,10 +96,18 @@ impl<'s> Rotation<'s> {
             Some(Ok(Message::Text(text))) => {
                 if text.len() > max_frame_bytes {
                     on_oversized(&text, &mut r.runs, max_frame_bytes);
+                    None
+                } else if let Some(frame) = on_frame(&text, &mut r.runs) {
+                    // The abort of a run that waited for its session's name.
+                    r.link
+                        .ws
+                        .send(Message::Text(frame.into()))
+                        .await
+                        .err()
+                        .map(|e| Down::new(format!("send chat.abort: {e}")))
                 } else {
-                    on_frame(&text, &mut r.runs);
+                    None
                 }
-                None
             }
             Some(Ok(Message::Close(c))) => Some(Down::closed(c)),
             Some(Ok(_)) => None,
@@ -138,7 +146,7 @@ impl<'s> Rotation<'s> {
             return false;
         }
         if let Err(e) = r.link.ws.send(Message::Text(frame.to_owned().into())).await {
-            self.on_retiring_frame(Some(Err(e)), usize::MAX);
+            self.on_retiring_frame(Some(Err(e)), usize::MAX).await;
         } else if r.runs.is_empty() {
             let done = self.retiring.take().expect("present");
             close(done.link);

@@ -9,10 +9,14 @@
 //! `futures-channel`'s unbounded queue, not tokio's: it allocates per
 //! event, but an idle channel is ~0.1 KiB where tokio's is ~1.3 KiB, and a
 //! channel lives as long as its stream.
+//!
+//! The channel also carries the run's session key as the gateway names it
+//! (see [`RunSender::name_session`]): the request's end reads it when it
+//! aborts the run, even after the link dropped the run.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use futures_channel::mpsc;
 use futures_util::StreamExt;
@@ -32,9 +36,18 @@ pub const LARGE_EVENT_SLACK: usize = 4;
 /// (more only for events that alone are larger, see [`LARGE_EVENT_SLACK`]).
 pub fn channel(limit_bytes: usize) -> (RunSender, RunEvents) {
     let (tx, rx) = mpsc::unbounded();
-    let queued = Arc::new(AtomicUsize::new(0));
+    let shared = Arc::new(Shared::default());
     let budget = Cell::new(limit_bytes);
-    (RunSender { tx, queued: queued.clone(), limit: limit_bytes, budget }, RunEvents { rx, queued })
+    (RunSender { tx, shared: shared.clone(), limit: limit_bytes, budget }, RunEvents { rx, shared })
+}
+
+/// What both ends see.
+#[derive(Default)]
+struct Shared {
+    /// Weighed bytes of the events queued.
+    queued: AtomicUsize,
+    /// The run's canonical session key, once the gateway named it.
+    session_key: OnceLock<Arc<str>>,
 }
 
 /// Why an event was not queued.
@@ -49,7 +62,7 @@ pub enum SendError {
 /// The connection task's end.
 pub struct RunSender {
     tx: mpsc::UnboundedSender<RunEvent>,
-    queued: Arc<AtomicUsize>,
+    shared: Arc<Shared>,
     limit: usize,
     /// `max(limit, LARGE_EVENT_SLACK × the heaviest event so far)`; only the
     /// link task sends, so a `Cell` (the sender is `Send`, not shared).
@@ -66,18 +79,34 @@ impl RunSender {
         let w = weight(&event);
         let budget = self.budget.get().max(w.saturating_mul(LARGE_EVENT_SLACK));
         self.budget.set(budget);
-        if self.queued.load(Ordering::Acquire) + w > budget && !is_terminal(&event) {
+        if self.shared.queued.load(Ordering::Acquire) + w > budget && !is_terminal(&event) {
             return Err(SendError::OverLimit);
         }
-        self.queued.fetch_add(w, Ordering::AcqRel);
+        self.shared.queued.fetch_add(w, Ordering::AcqRel);
         self.tx.unbounded_send(event).map_err(|_| SendError::Closed)
+    }
+
+    /// Records the run's session key as the gateway names it (its accepted
+    /// `res` from 2026.5.12 on, every `agent` event of the run in any
+    /// release); the first name wins. Aborts must use it: 2026.5.x refuses a
+    /// `chat.abort` whose key is not the canonical `agent:<id>:<key>`
+    /// ("runId does not match sessionKey").
+    pub fn name_session(&self, key: &str) {
+        if self.shared.session_key.get().is_none() {
+            let _ = self.shared.session_key.set(Arc::from(key));
+        }
+    }
+
+    /// The session key the gateway named, if it did yet.
+    pub fn session_key(&self) -> Option<Arc<str>> {
+        self.shared.session_key.get().cloned()
     }
 }
 
 /// The request's end.
 pub struct RunEvents {
     rx: mpsc::UnboundedReceiver<RunEvent>,
-    queued: Arc<AtomicUsize>,
+    shared: Arc<Shared>,
 }
 
 impl RunEvents {
@@ -99,9 +128,14 @@ impl RunEvents {
 
     fn account(&self, ev: Option<RunEvent>) -> Option<RunEvent> {
         if let Some(e) = &ev {
-            self.queued.fetch_sub(weight(e), Ordering::AcqRel);
+            self.shared.queued.fetch_sub(weight(e), Ordering::AcqRel);
         }
         ev
+    }
+
+    /// The session key the gateway named for this run, if it named one yet.
+    pub fn session_key(&self) -> Option<Arc<str>> {
+        self.shared.session_key.get().cloned()
     }
 }
 
@@ -175,8 +209,18 @@ mod tests {
         let (tx, rx) = channel(1_000);
         let cut = (1..=20).find(|n| tx.send(delta(&"x".repeat(n * 1_000))).is_err());
         assert_eq!(cut, Some(7));
-        assert!(rx.queued.load(Ordering::Acquire) <= LARGE_EVENT_SLACK * 7_064, "within 4 × the heaviest event");
+        assert!(rx.shared.queued.load(Ordering::Acquire) <= LARGE_EVENT_SLACK * 7_064, "within 4 × the heaviest event");
         assert!(tx.send(RunEvent::Cut(Box::new(crate::gateway::Cut::SlowReader { limit: 1_000 }))).is_ok());
+    }
+
+    #[test]
+    fn the_first_session_key_named_is_kept_for_the_request() {
+        let (tx, rx) = channel(1_000);
+        assert_eq!(rx.session_key(), None);
+        tx.name_session("agent:main:my-thread");
+        tx.name_session("agent:main:other");
+        drop(tx);
+        assert_eq!(rx.session_key().as_deref(), Some("agent:main:my-thread"), "kept after the link dropped the run");
     }
 
     /// Small events behind a large one still fit: the run's budget grew

@@ -117,7 +117,9 @@ impl Turn {
 impl Drop for Turn {
     fn drop(&mut self) {
         if !self.finished {
-            self.gateway.abort(self.id.clone(), self.session_key.clone());
+            // The key the gateway named (2026.5.x refuses any other), else ours.
+            let key = self.events.session_key().unwrap_or_else(|| self.session_key.clone());
+            self.gateway.abort(self.id.clone(), key);
         }
     }
 }
