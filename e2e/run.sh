@@ -36,6 +36,7 @@ KIT="${OCREF_KIT:-$REPO/../shared/openclaw-real}"
 OUT="$E2E/out"
 mkdir -p "$OUT"
 T_START=$(date +%s)
+touch "$OUT/.run-start"
 
 log() { printf '[e2e %4ss] %s\n' "$(( $(date +%s) - T_START ))" "$*"; }
 fail() { log "FATAL: $*" >&2; exit 2; }
@@ -317,8 +318,9 @@ fi
 echo
 echo "================ e2e summary ($(( $(date +%s) - T_START ))s) ================"
 for r in "${RESULTS[@]}"; do echo "$r"; done
-grep -h '^differential' "$OUT/differential.txt" "$OUT/differential-phase2.txt" "$OUT/differential-api.txt" \
-  "$OUT/differential-api-phase2.txt" 2>/dev/null | grep cases
+for f in differential differential-phase2 differential-api differential-api-phase2; do   # this run's tables only
+  [ "$OUT/$f.txt" -nt "$OUT/.run-start" ] && grep -h "^$f: .* cases" "$OUT/$f.txt"
+done
 echo "per-case table: e2e/out/differential.txt; logs: e2e/out/"
 if [ "$FAILED" != "0" ]; then echo "e2e: FAIL"; exit 1; fi
 echo "e2e: PASS"
