@@ -304,6 +304,15 @@ def upstream_diff(a, b, ignore_keys=()):
     return f"[{summ}] " + "; ".join(short(l, 110) for l in d[:3]) + (f" (+{len(d) - 3} lines)" if len(d) > 3 else "")
 
 
+def loose_count(case, ub, uc, notes):
+    """`upstream_count: "retries"`: the gateway's provider retries (upstream 5xx) vary in number
+    from run to run; both sides must call the LLM, the count is only a note."""
+    if case.get("upstream_count") == "retries" and ub and uc:
+        notes.append(f"upstream LLM calls (retries): builtin {len(ub)} vs clawbridge {len(uc)}")
+        return True
+    return False
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--cases", default=str(HERE / "cases.json"))
@@ -406,7 +415,7 @@ def main():
             if not args.no_upstream:
                 ub = ref.get("upstream_norm")
                 uc = [norm_upstream(e, {tables["clawbridge"]["{uniq}"]: "{uniq}"}) for e in ups["clawbridge"]]
-                if ub is not None and len(ub) != len(uc):
+                if ub is not None and len(ub) != len(uc) and not loose_count(case, ub, uc, notes):
                     udiffs.append(f"upstream LLM calls: builtin {len(ub)} vs clawbridge {len(uc)}")
                 elif ub and upstream_diff_lines(ub[0], uc[0], ignore):
                     udiffs.append(f"upstream request differs: {upstream_diff(ub[0], uc[0], ignore)}")
@@ -421,7 +430,7 @@ def main():
                 inv_c = {tables["clawbridge"]["{uniq}"]: "{uniq}"}
                 ub = [norm_upstream(e, inv_b) for e in ups["builtin"]]
                 uc = [norm_upstream(e, inv_c) for e in ups["clawbridge"]]
-                if len(ub) != len(uc):
+                if len(ub) != len(uc) and not loose_count(case, ub, uc, notes):
                     diffs.append(f"upstream LLM calls: builtin {len(ub)} vs clawbridge {len(uc)}")
                 elif ub and upstream_diff_lines(ub[0], uc[0], ignore):
                     diffs.append(f"upstream request differs: {upstream_diff(ub[0], uc[0], ignore)}")
