@@ -185,13 +185,14 @@ def sse_content(events: list[Any]) -> str:
 
 # ---------------------------------------------------------------- normalisation
 def normalize(obj: Any, now: float | None = None, problems: list[str] | None = None, key: str | None = None) -> Any:
-    """Replace volatile values: chatcmpl ids, uuids, `created` (checked to be a
-    plausible unix-seconds value first)."""
+    """Replace volatile values: chatcmpl ids, uuids (also inside `resp_`/`msg_`/`call_`
+    ids), `created` / `created_at` (checked to be a plausible unix-seconds value
+    first; a literal 0, as in /v1/models, is kept and compared)."""
     if isinstance(obj, dict):
         return {k: normalize(v, now, problems, k) for k, v in obj.items()}
     if isinstance(obj, list):
         return [normalize(v, now, problems, key) for v in obj]
-    if key == "created" and isinstance(obj, int) and not isinstance(obj, bool):
+    if key in ("created", "created_at") and isinstance(obj, int) and not isinstance(obj, bool) and obj != 0:
         if now is not None and problems is not None and abs(obj - now) > 300:
             problems.append(f"created={obj} is not near now ({int(now)})")
         return "<created>"

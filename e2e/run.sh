@@ -4,10 +4,14 @@
 #
 # Phase 1: gateway with its built-in /v1/chat/completions ON, clawbridge in front:
 #          differential (built-in vs clawbridge), sessions, abort, passthrough, SDKs.
+#          The built-in /v1/responses is ON too (and with it /v1/models), clawbridge
+#          CLAWBRIDGE_RESPONSES=on: differential-api (api_cases.json), real clients.
 # Phase 2: gateway with the built-in endpoint OFF (OCREF_BUILTIN_CHAT=0):
 #          clawbridge CLAWBRIDGE_CHAT_COMPLETIONS=on serves completions on the native
 #          protocol alone (differential subset vs the phase-1 reference, SDKs), then
 #          CLAWBRIDGE_CHAT_COMPLETIONS=inherit passes the route through (gateway's 404).
+#          The same for /v1/models + /v1/responses (built-in responses off too; clawbridge
+#          CLAWBRIDGE_RESPONSES follows the chat switch unless BRIDGE_RESPONSES is set).
 # Phase 3: a remote client (from a network namespace of the phase's own, over a veth
 #          pair) stays remote through clawbridge: gateway with the built-in OFF and
 #          OCREF_TRUSTED_PROXIES=127.0.0.1, clawbridge `on` listening on 0.0.0.0; then the
@@ -50,6 +54,7 @@ KIT="${OCREF_KIT:-$REPO/../shared/openclaw-real}"
 OUT="$E2E/out"
 mkdir -p "$OUT"
 T_START=$(date +%s)
+touch "$OUT/.run-start"
 
 log() { printf '[e2e %4ss] %s\n' "$(( $(date +%s) - T_START ))" "$*"; }
 fail() { log "FATAL: $*" >&2; exit 2; }
@@ -160,7 +165,8 @@ start_bridge() { # <mode inherit|on|off> <log name> [listen address, default 127
   for p in "$BRIDGE_PORT" "$ADMIN_PORT"; do
     port_busy "$p" && fail "port 127.0.0.1:$p (clawbridge) is already in use"
   done
-  log "starting clawbridge (CLAWBRIDGE_CHAT_COMPLETIONS=$mode) on $listen, admin :$ADMIN_PORT"
+  local responses=${BRIDGE_RESPONSES:-$mode}   # CLAWBRIDGE_RESPONSES: the chat mode unless BRIDGE_RESPONSES is set
+  log "starting clawbridge (CLAWBRIDGE_CHAT_COMPLETIONS=$mode CLAWBRIDGE_RESPONSES=$responses) on $listen, admin :$ADMIN_PORT"
   rm -rf "$OUT/state-$name"
   CLAWBRIDGE_STATE_DIR="$OUT/state-$name" \
   CLAWBRIDGE_LISTEN="$listen" \
@@ -168,6 +174,7 @@ start_bridge() { # <mode inherit|on|off> <log name> [listen address, default 127
   CLAWBRIDGE_ADMIN_LISTEN="127.0.0.1:$ADMIN_PORT" \
   OPENCLAW_CONFIG_PATH="${BRIDGE_GATEWAY_CONFIG:-$OCREF_STATE/openclaw.json}" \
   CLAWBRIDGE_CHAT_COMPLETIONS="$mode" \
+  CLAWBRIDGE_RESPONSES="$responses" \
   CLAWBRIDGE_GRACE_PERIOD_SECS="$BRIDGE_GRACE" \
   CLAWBRIDGE_LOG_FORMAT="${CLAWBRIDGE_LOG_FORMAT:-json}" \
     "$BIN" >"$OUT/clawbridge-$name.stdout" 2>"$OUT/clawbridge-$name.log" </dev/null &
@@ -306,19 +313,22 @@ else
 fi
 
 if [[ " $PHASES " == *" 1 "* ]]; then
-  log "##### phase 1: built-in endpoint ON, clawbridge CLAWBRIDGE_CHAT_COMPLETIONS=inherit"
-  start_gateway OCREF_FRESH=1
-  start_bridge inherit phase1
+  log "##### phase 1: built-in endpoints ON (chat + responses), clawbridge CLAWBRIDGE_CHAT_COMPLETIONS=inherit CLAWBRIDGE_RESPONSES=on"
+  start_gateway OCREF_FRESH=1 OCREF_BUILTIN_RESPONSES=1
+  BRIDGE_RESPONSES=on start_bridge inherit phase1
   warm_up "$GATEWAY_URL" gateway || fail "warm-up turn on the gateway's built-in endpoint failed"
   warm_up "$E2E_BRIDGE_URL" clawbridge || log "warm-up through clawbridge failed (suites will show it)"
   diff_args=(); [ -n "${E2E_ONLY:-}" ] && diff_args+=(--only "$E2E_ONLY")
   run_suite differential "$PY" "$E2E/differential.py" "${diff_args[@]}"
+  run_suite differential-api "$PY" "$E2E/differential.py" --cases "$E2E/api_cases.json" --name differential-api "${diff_args[@]}"
   run_suite sessions "$PY" "$E2E/sessions.py"
   run_suite abort "$PY" "$E2E/abort.py"
   [ "$SELFTEST" = "1" ] || run_suite link-safety "$PY" "$E2E/link_safety.py"
   run_suite passthrough "$PY" "$E2E/passthrough.py"
   run_suite sdk-python "$PY" "$E2E/sdk_python.py"
   run_suite sdk-node node "$E2E/sdk_node.mjs"
+  run_suite clients-python "$PY" "$E2E/clients_python.py"
+  run_suite clients-node node "$E2E/clients_node.mjs"
   stop_bridge
   stop_gateway
 fi
@@ -333,6 +343,10 @@ if [[ " $PHASES " == *" 2 "* ]]; then
     warm_up "$E2E_BRIDGE_URL" clawbridge-phase2 || log "warm-up through clawbridge failed (suites will show it)"
     run_suite phase2-builtin-off "$PY" "$E2E/phase2.py" --mode builtin-off
     run_suite differential-phase2 "$PY" "$E2E/differential.py" --phase2
+    run_suite api-builtin-off "$PY" "$E2E/api_builtin_off.py" --mode builtin-off
+    run_suite differential-api-phase2 "$PY" "$E2E/differential.py" --phase2 --cases "$E2E/api_cases.json" --name differential-api
+    run_suite clients-python-phase2 "$PY" "$E2E/clients_python.py"
+    run_suite clients-node-phase2 node "$E2E/clients_node.mjs"
     run_suite sdk-python-phase2 "$PY" "$E2E/sdk_python.py"
     run_suite sdk-node-phase2 node "$E2E/sdk_node.mjs"
     run_suite rotation "$PY" "$E2E/rotation.py"
@@ -340,6 +354,7 @@ if [[ " $PHASES " == *" 2 "* ]]; then
     log "restarting clawbridge with CLAWBRIDGE_CHAT_COMPLETIONS=inherit (gateway key false -> pass through)"
     start_bridge inherit phase2-inherit
     run_suite phase2-inherit "$PY" "$E2E/phase2.py" --mode inherit
+    run_suite api-inherit "$PY" "$E2E/api_builtin_off.py" --mode inherit
     stop_bridge
     stop_gateway
   fi
@@ -459,7 +474,9 @@ fi
 echo
 echo "================ e2e summary ($(( $(date +%s) - T_START ))s) ================"
 for r in "${RESULTS[@]}"; do echo "$r"; done
-grep -h '^differential' "$OUT/differential.txt" "$OUT/differential-phase2.txt" 2>/dev/null | grep cases
+for f in differential differential-phase2 differential-api differential-api-phase2; do   # this run's tables only
+  [ "$OUT/$f.txt" -nt "$OUT/.run-start" ] && grep -h "^$f: .* cases" "$OUT/$f.txt"
+done
 echo "per-case table: e2e/out/differential.txt; logs: e2e/out/"
 if [ "$FAILED" != "0" ]; then echo "e2e: FAIL"; exit 1; fi
 echo "e2e: PASS"
