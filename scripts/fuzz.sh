@@ -5,7 +5,7 @@
 # nightly-only flags cargo-fuzz passes (-Zsanitizer, -Cpasses=sancov...).
 # Seeds live in fuzz/seeds/<target> (committed); the growing corpus in
 # fuzz/corpus/<target> and crashes in fuzz/artifacts/<target> (ignored).
-# A crash: add its input as a regression case in tests/fuzz_regressions.rs.
+# A crash: add its input as a regression case in tests/it/fuzz_regressions.rs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-60}"

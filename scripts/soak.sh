@@ -10,5 +10,5 @@ profile=()
 [ "${1:-}" = "--release" ] && profile=(--release)
 mkdir -p target
 export SOAK_REPORT="${SOAK_REPORT:-$PWD/target/soak-report.txt}"
-cargo test "${profile[@]}" -p clawbridge --test soak -- --ignored --nocapture
+cargo test "${profile[@]}" -p clawbridge --test it -- --ignored --nocapture soak::
 cat "$SOAK_REPORT"

@@ -3,9 +3,7 @@
 //! continued by `previous_response_id`), the model override and images as
 //! they reach the gateway, and the switches that own or forward each route.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 async fn post(bridge: &Bridge, path: &str, body: &Value, headers: &[(&str, &str)]) -> reqwest::Response {

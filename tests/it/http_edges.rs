@@ -5,12 +5,10 @@
 //! order. Single-request refusals (no `Host`, CL+TE, 417, broken chunks,
 //! 431) are in the hostile corpus.
 
-mod common;
-
 use std::time::Duration;
 
-use common::raw::{valid_chat_request, RawConn};
-use common::*;
+use crate::common::raw::{valid_chat_request, RawConn};
+use crate::common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expect_100_continue_is_answered_before_the_body() {

@@ -3,11 +3,9 @@
 //! client's `Authorization` never travels on the chat route's upstream
 //! connection; failed authentication is rate limited as the gateway does it.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// The configured gateway secret in the leak test.

@@ -2,11 +2,9 @@
 //! concurrent streams and a non-stream wait, a gateway that goes silent
 //! (no tick for two intervals), and what each leaves behind (nothing).
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn gauge(metrics: &str, name: &str) -> Option<i64> {

@@ -5,12 +5,10 @@
 //! client and never locks loopback, however it is spelled; metric labels
 //! never carry a client's agent name.
 
-mod common;
-
 use std::time::Duration;
 
-use common::raw::{chat_request, RawConn};
-use common::*;
+use crate::common::raw::{chat_request, RawConn};
+use crate::common::*;
 use serde_json::{json, Value};
 
 fn config(extra_gateway: &str) -> String {
@@ -37,7 +35,7 @@ fn chat_at(target: &str, token: &str) -> Vec<u8> {
     text.replacen("POST /v1/chat/completions ", &format!("POST {target} "), 1).into_bytes()
 }
 
-async fn send(bridge: &Bridge, bytes: Vec<u8>) -> common::raw::RawResponse {
+async fn send(bridge: &Bridge, bytes: Vec<u8>) -> crate::common::raw::RawResponse {
     let mut c = RawConn::connect(bridge.addr).await.unwrap();
     c.send_and_read(bytes, false, Duration::from_secs(10)).await.unwrap()
 }

@@ -5,12 +5,10 @@
 //! too slowly is told so. Each beside a live stream that must finish intact
 //! on the same link.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::raw::RawConn;
-use common::*;
+use crate::common::raw::RawConn;
+use crate::common::*;
 use serde_json::Value;
 
 /// A stream of 20 words, 60 ms apart, running while something else happens.

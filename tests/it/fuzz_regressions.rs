@@ -4,7 +4,7 @@
 //! A new crash found by `scripts/fuzz.sh`: copy its artifact into
 //! `fuzz/regressions/<target>/` with a descriptive name.
 
-#[path = "../fuzz/harness.rs"]
+#[path = "../../fuzz/harness.rs"]
 mod harness;
 
 use harness::{gateway_frames, prompt_fold, request, stream_text};

@@ -6,14 +6,12 @@
 //! Ignored by default (minutes long); run it with `scripts/soak.sh`
 //! (`SOAK_SECS`, default 150; `SOAK_CLIENTS`, default 32).
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::raw::RawConn;
-use common::*;
+use crate::common::raw::RawConn;
+use crate::common::*;
 
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))

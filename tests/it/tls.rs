@@ -6,14 +6,12 @@
 //! reason in `/readyz`, and passthrough gets 502: never plaintext, never
 //! unverified. A bad CA file is a config error.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use futures_util::{SinkExt, StreamExt};
 use pingora::tls::{CertificateDer, PrivateKeyDer, ServerConfig, TlsAcceptor};
 use rcgen::{BasicConstraints, Certificate, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};

@@ -4,12 +4,10 @@
 //! handshake timeout, concurrent runs, gateway frame size, and the bounded
 //! per-run buffer with the write timeout for clients that stop reading.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::raw::{assert_openai_error, valid_chat_request, RawConn};
-use common::*;
+use crate::common::raw::{assert_openai_error, valid_chat_request, RawConn};
+use crate::common::*;
 use serde_json::Value;
 
 fn chat_head(len: Option<usize>, extra: &str) -> String {
@@ -168,7 +166,7 @@ async fn connection_deadlines() {
     let gw = gateway().await;
     let bridge = deadline_bridge(&gw).start().await;
     let timed_408 =
-        |what: &'static str, r: Result<common::raw::RawResponse, String>, start: Instant, lo: u64, hi: u64| {
+        |what: &'static str, r: Result<crate::common::raw::RawResponse, String>, start: Instant, lo: u64, hi: u64| {
             let r = r.unwrap_or_else(|e| panic!("{what}: {e}"));
             let took = start.elapsed();
             assert_eq!(r.status, 408, "{what}");

@@ -3,11 +3,9 @@
 //! on which a native client completes `connect` and an `agent` turn. With
 //! the endpoint off, the chat route itself is passed through.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;

@@ -2,11 +2,9 @@
 //! stream and non-stream shapes, what reaches the gateway, every error
 //! status, and keep-alive comments.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 /// A streamed completion: role chunk first, content in order, the finish
@@ -306,7 +304,7 @@ async fn error_statuses_match_the_gateway() {
         .unwrap();
     // The gateway's file says its own endpoint is on: the request is handed
     // to it (the demo gateway has none, so 404), never run without its tools.
-    // With the endpoint off it is a 400 (tests/openai_surface.rs).
+    // With the endpoint off it is a 400 (openai_surface.rs).
     assert_eq!(r.status(), 404, "client tools are handed on, not dropped");
     let r = c
         .post(bridge.chat_url())

@@ -5,13 +5,11 @@
 //! a 5xx, a hang or a panic; the connection stays usable where it should,
 //! and a fresh request works after every case.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::raw::{assert_openai_error, valid_chat_request, RawConn, RawResponse};
-use common::*;
+use crate::common::raw::{assert_openai_error, valid_chat_request, RawConn, RawResponse};
+use crate::common::*;
 use serde_json::Value;
 
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/hostile/cases.jsonl");

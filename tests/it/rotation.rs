@@ -5,11 +5,9 @@
 //! old link when the gateway keeps that link open; when the gateway closes
 //! it (4001, as 2026.9.6 does) the stream ends with an error saying why.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 const NEW_TOKEN: &str = "next-token"; // as long as TOKEN: an in-place rewrite keeps the length
 

@@ -7,11 +7,9 @@
 //! makes it not ready again. The real gateway runs the same scenario in
 //! `e2e/pairing.py`.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 async fn readyz(bridge: &Bridge) -> (u16, Value) {

@@ -3,13 +3,11 @@
 //! mid-stream ends the stream with an error and is reconnected, bad
 //! handshakes never hang a request, and SIGTERM drains.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn raw_stream_request(bridge: &Bridge, stream: bool) -> TcpStream {
