@@ -98,7 +98,7 @@ fn lookup(encoded: &str, ids: &[String], agents: &[String]) -> Result<String, Ap
     let Some(id) = decode_uri_component(encoded) else {
         return Err(ApiError::InvalidRequest("Invalid model id encoding.".into()));
     };
-    if !route::is_agent_model(&id) {
+    if !route::is_agent_model(route::js_trim(&id)) {
         return Err(ApiError::InvalidRequest("Invalid model id.".into()));
     }
     let not_found = || ApiError::ModelNotFound(format!("Model '{id}' not found."));
@@ -170,5 +170,10 @@ mod tests {
         assert_eq!(detail("openclaw:main"), Err("404 Model 'openclaw:main' not found.".into()));
         assert_eq!(detail("openclaw%2Fnosuch"), Err("404 Model 'openclaw/nosuch' not found.".into()));
         assert_eq!(detail("OpenClaw"), Err("404 Model 'OpenClaw' not found.".into()), "matched exactly");
+        assert_eq!(
+            detail("%20openclaw"),
+            Err("404 Model ' openclaw' not found.".into()),
+            "trimmed for the syntax check only"
+        );
     }
 }

@@ -284,7 +284,16 @@ mod schema {
         }
         match obj.get("input") {
             Some(Value::String(_)) => {}
-            Some(Value::Array(items)) if items.iter().all(items::valid) => {}
+            Some(Value::Array(items)) if items.iter().all(items::valid) => {
+                // A refinement that failed on an otherwise valid item is not
+                // folded into the union's "Invalid input": zod reports it.
+                if let Some(i) = items.iter().position(items::phase_off_assistant) {
+                    return Err(invalid(
+                        &format!("input.{i}.phase"),
+                        "`phase` is only valid on assistant messages.".into(),
+                    ));
+                }
+            }
             _ => return Err(invalid("input", "Invalid input".into())),
         }
         optional(obj, "instructions", "string", Value::is_string)?;
@@ -370,9 +379,7 @@ mod schema {
                             Value::Array(parts) => parts.iter().all(part),
                             _ => false,
                         }
-                        && o.get("phase").is_none_or(|p| {
-                            matches!(p.as_str(), Some("commentary" | "final_answer")) && role == Some("assistant")
-                        })
+                        && o.get("phase").is_none_or(|p| matches!(p.as_str(), Some("commentary" | "final_answer")))
                         && status_ok(o)
                 }
                 Some("function_call") => {
@@ -390,6 +397,11 @@ mod schema {
                 Some("item_reference") => keys(o, &["type", "id"], &[]) && o["id"].is_string(),
                 _ => false,
             }
+        }
+
+        /// `.refine(phase === undefined || role === "assistant")`.
+        pub fn phase_off_assistant(item: &Value) -> bool {
+            item["type"] == "message" && item.get("phase").is_some() && item["role"] != "assistant"
         }
 
         fn part(p: &Value) -> bool {
@@ -524,6 +536,9 @@ mod tests {
             "truncation: Invalid option: expected one of \"auto\"|\"disabled\""
         );
         assert_eq!(msg(json!({"model":"openclaw","input":[]})), MISSING_USER_MESSAGE);
+        let phase =
+            json!({"model":"openclaw","input":[{"type":"message","role":"user","content":"x","phase":"commentary"}]});
+        assert_eq!(msg(phase), "input.0.phase: `phase` is only valid on assistant messages.");
         assert_eq!(msg(json!({"model":"gpt-4o","input":"x"})), route::INVALID_MODEL);
         assert_eq!(msg(json!([])), ": Invalid input: expected object, received array");
     }
