@@ -372,7 +372,10 @@ def main():
             results, ups, tables = {}, {}, {}
             sides = ["clawbridge"] if args.phase2 else ["builtin", "clawbridge"]
             for side in sides:
-                table = {"{token}": TOKEN, "{run}": run_id, "{uniq}": f"{run_id}-{side}"}
+                # Phase 2 runs on the same gateway state as phase 1: its own {uniq},
+                # so a `user` or session key starts fresh there too.
+                uniq = f"{run_id}-{side}" + ("-p2" if args.phase2 else "")
+                table = {"{token}": TOKEN, "{run}": run_id, "{uniq}": uniq}
                 table.update({f"{{resp:{k}}}": v for k, v in resp_ids[side].items()})
                 tables[side] = table
                 method, path, headers, content = build_request(case, defaults, table)

@@ -225,6 +225,7 @@ start_gateway_tls() {
   done
   log "starting the real gateway with gateway.tls on: OCREF_TEMPLATE=e2e/templates/tls.json5 $KIT/start.sh"
   GATEWAY_STARTED=1
+  GATEWAY_ENV=(OCREF_TEMPLATE="$E2E/templates/tls.json5")   # the kit's default prefix and run dir: stop.sh finds it
   OCREF_TEMPLATE="$E2E/templates/tls.json5" OCREF_FRESH=1 OCREF_START_TIMEOUT=3 "$KIT/start.sh" >>"$OUT/gateway.log" 2>&1 \
     || log "start.sh: $(tail -1 "$OUT/gateway.log") (expected: it polls plain HTTP); waiting on HTTPS"
   local t0 deadline; t0=$(date +%s); deadline=$(( t0 + 120 ))
