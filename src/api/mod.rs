@@ -126,6 +126,35 @@ impl Api {
     }
 }
 
+/// Reads the body (up to `limit`) and parses it with `parse`, off the event
+/// loop when large. A request the native protocol cannot carry is handed to
+/// the gateway's own endpoint when it is on: `Ok(None)`, already answered.
+pub async fn parse_or_hand_off<T, F>(
+    api: &Api,
+    session: &mut Session,
+    principal: &prelude::Principal,
+    route: OwnedRoute,
+    limit: usize,
+    parse: F,
+    log: &mut ApiLog,
+) -> Result<Option<T>, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&[u8], route::RouteHeaders<'_>) -> Result<T, ApiError> + Send + 'static,
+{
+    let body = io::read_body(session, limit, api.limits.body_timeout).await?;
+    log.body_bytes = body.len();
+    let headers = prelude::HeaderText::read(session);
+    // The body, its parse and the header copies are dropped by the caller
+    // once the run starts, not kept for the life of a stream.
+    match api.parser.parse(body.clone(), move |b| parse(b, headers.route())).await {
+        Err(ApiError::Inexpressible(_)) if api.builtin.on(route) => {
+            handoff::forward(api, session, body, principal.forwarding.clone(), log).await.map(|()| None)
+        }
+        parsed => parsed.map(Some),
+    }
+}
+
 /// What the access log and metrics record about one owned request.
 #[derive(Debug)]
 pub struct ApiLog {

@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use pingora::protocols::http::ServerSession as Session;
 
-use crate::api::prelude::{HeaderText, Principal};
-use crate::api::{handoff, io, route, Api, ApiLog};
+use crate::api::prelude::Principal;
+use crate::api::{io, route, Api, ApiLog};
 use crate::error::ApiError;
 use crate::gateway::RunRequest;
 use crate::ingress::OwnedRoute;
@@ -24,18 +24,10 @@ use crate::turn::{driver, Turn};
 
 /// Serves one chat request after the prelude.
 pub async fn handle(api: &Api, session: &mut Session, principal: &Principal, log: &mut ApiLog) -> Result<(), ApiError> {
-    let body = io::read_body(session, api.limits.max_body_bytes, api.limits.body_timeout).await?;
-    log.body_bytes = body.len();
-    let headers = HeaderText::read(session);
-    // The body, its parse and the header copies are dropped here, not kept
-    // for the life of a stream.
-    let parsed = api.parser.parse(body.clone(), move |b| request::parse(b, headers.route())).await;
-    let mut chat = match parsed {
-        Err(ApiError::Inexpressible(_)) if api.builtin.on(OwnedRoute::ChatCompletions) => {
-            return handoff::forward(api, session, body, principal.forwarding.clone(), log).await;
-        }
-        parsed => parsed?,
-    };
+    let route = OwnedRoute::ChatCompletions;
+    let limit = api.limits.max_body_bytes;
+    let parsed = crate::api::parse_or_hand_off(api, session, principal, route, limit, request::parse, log).await?;
+    let Some(mut chat) = parsed else { return Ok(()) };
     log.stream = chat.stream;
     api.owner(&chat.agent)?;
     let (default_agent, _permit) = api.admit_turn()?;

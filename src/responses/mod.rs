@@ -13,7 +13,7 @@ use std::sync::Arc;
 use pingora::protocols::http::ServerSession as Session;
 
 use crate::api::prelude::{HeaderText, Principal};
-use crate::api::{handoff, io, route, Api, ApiLog};
+use crate::api::{io, route, Api, ApiLog};
 use crate::error::ApiError;
 use crate::gateway::RunRequest;
 use crate::ingress::OwnedRoute;
@@ -26,24 +26,17 @@ pub const MAX_BODY_BYTES: usize = 20 * 1024 * 1024;
 /// Serves one responses request after the prelude.
 pub async fn handle(api: &Api, session: &mut Session, principal: &Principal, log: &mut ApiLog) -> Result<(), ApiError> {
     let limit = api.limits.max_body_bytes.max(MAX_BODY_BYTES);
-    let body = io::read_body(session, limit, api.limits.body_timeout).await?;
-    log.body_bytes = body.len();
-    let headers = HeaderText::read(session);
-    let scope_headers = headers.clone();
-    let parsed = api.parser.parse(body.clone(), move |b| request::parse(b, headers.route())).await;
-    let mut req = match parsed {
-        Err(ApiError::Inexpressible(_)) if api.builtin.on(OwnedRoute::Responses) => {
-            return handoff::forward(api, session, body, principal.forwarding.clone(), log).await;
-        }
-        parsed => parsed?,
-    };
+    let parsed =
+        crate::api::parse_or_hand_off(api, session, principal, OwnedRoute::Responses, limit, request::parse, log);
+    let Some(mut req) = parsed.await? else { return Ok(()) };
     log.stream = req.stream;
     api.owner(&req.agent)?;
     let (default_agent, _permit) = api.admit_turn()?;
     let agent: Arc<str> = Arc::from(req.agent.resolve(&default_agent));
     let bearer =
         session.req_header().headers.get(http::header::AUTHORIZATION).and_then(|v| crate::auth::bearer(v.as_bytes()));
-    let scope = sessions::Scope::new(bearer, api.auth.mode_label(), &agent, scope_headers.route().session_key);
+    let requested = HeaderText::read(session);
+    let scope = sessions::Scope::new(bearer, api.auth.mode_label(), &agent, requested.route().session_key);
     let explicit = matches!(req.session, route::SessionChoice::Explicit(_));
     let continued = req.previous_response_id.as_deref().and_then(|id| api.responses.lookup(id, &scope));
     let session_key: Arc<str> = Arc::from(continued.unwrap_or_else(|| req.session.key(&agent)));

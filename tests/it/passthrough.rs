@@ -3,12 +3,8 @@
 //! on which a native client completes `connect` and an `agent` turn. With
 //! the endpoint off, the chat route itself is passed through.
 
-use std::time::Duration;
-
 use crate::common::*;
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::Message;
 
 /// The demo gateway echoes what it received; clawbridge changed nothing and
 /// added no forwarding headers.
@@ -52,40 +48,13 @@ async fn websocket_clients_pass_through() {
     let gw = gateway().await;
     gw.set(|b| b.reply = Some(vec!["Hi".into(), " there".into()]));
     let bridge = BridgeOpts::new(gw.addr()).start().await;
-    let (mut ws, resp) = tokio_tungstenite::connect_async(format!("ws://{}/", bridge.addr)).await.unwrap();
-    assert_eq!(resp.status(), 101);
-    let connect = json!({"type":"req","id":"c1","method":"connect","params":{
-        "minProtocol":4,"maxProtocol":4,
-        "client":{"id":"gateway-client","version":"0.0.1","platform":"linux","mode":"backend"},
-        "role":"operator","scopes":["operator.read","operator.write"],"auth":{"token":TOKEN}}});
-    ws.send(Message::Text(connect.to_string().into())).await.unwrap();
-    let agent = json!({"type":"req","id":"a1","method":"agent","params":{"message":"hello","agentId":"main","idempotencyKey":"idem-ws-1"}});
-    let mut sent_agent = false;
-    let mut text = String::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let msg = tokio::time::timeout_at(deadline, ws.next()).await.expect("frames in time").unwrap().unwrap();
-        let Message::Text(t) = msg else { continue };
-        let f: Value = serde_json::from_str(&t).unwrap();
-        if f["id"] == "c1" {
-            assert_eq!(f["ok"], true, "{f}");
-            assert_eq!(
-                f["payload"]["auth"]["scopes"],
-                json!(["operator.read", "operator.write"]),
-                "scopes kept through the proxy"
-            );
-            ws.send(Message::Text(agent.to_string().into())).await.unwrap();
-            sent_agent = true;
-        }
-        if f["event"] == "agent" && f["payload"]["stream"] == "assistant" && f["payload"]["runId"] == "idem-ws-1" {
-            text.push_str(f["payload"]["data"]["delta"].as_str().unwrap_or(""));
-        }
-        if f["id"] == "a1" && f["payload"]["status"] == "ok" {
-            break;
-        }
-    }
-    assert!(sent_agent);
-    assert_eq!(text, "Hi there");
+    let turn = crate::common::ws::ws_turn(bridge.addr, "hello", "idem-ws-1").await;
+    assert_eq!(
+        turn.hello["auth"]["scopes"],
+        json!(["operator.read", "operator.write"]),
+        "scopes kept through the proxy"
+    );
+    assert_eq!(turn.text, "Hi there");
 }
 
 /// With the endpoint disabled (the gateway's key false, no override), the

@@ -12,12 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::common::*;
-use futures_util::{SinkExt, StreamExt};
 use pingora::tls::{CertificateDer, PrivateKeyDer, ServerConfig, TlsAcceptor};
 use rcgen::{BasicConstraints, Certificate, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
-use tokio_tungstenite::tungstenite::Message;
 
 /// The certificate's names: no IP address, so `https://127.0.0.1:…` needs
 /// the server-name override.
@@ -150,36 +148,6 @@ async fn readyz_reason_with(bridge: &Bridge, needle: &str) -> (u16, String) {
     }
 }
 
-/// A native client through clawbridge's passthrough: `connect`, then one
-/// `agent` turn; returns the streamed text.
-async fn ws_turn(bridge: &Bridge) -> String {
-    let (mut ws, resp) = tokio_tungstenite::connect_async(format!("ws://{}/", bridge.addr)).await.unwrap();
-    assert_eq!(resp.status(), 101);
-    let connect = json!({"type":"req","id":"c1","method":"connect","params":{
-        "minProtocol":4,"maxProtocol":4,
-        "client":{"id":"gateway-client","version":"0.0.1","platform":"linux","mode":"backend"},
-        "role":"operator","scopes":["operator.read","operator.write"],"auth":{"token":TOKEN}}});
-    ws.send(Message::Text(connect.to_string().into())).await.unwrap();
-    let agent = json!({"type":"req","id":"a1","method":"agent","params":{"message":"hi","agentId":"main","idempotencyKey":"idem-tls-ws"}});
-    let mut text = String::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let msg = tokio::time::timeout_at(deadline, ws.next()).await.expect("frames in time").unwrap().unwrap();
-        let Message::Text(t) = msg else { continue };
-        let f: Value = serde_json::from_str(&t).unwrap();
-        if f["id"] == "c1" {
-            assert_eq!(f["ok"], true, "{f}");
-            ws.send(Message::Text(agent.to_string().into())).await.unwrap();
-        }
-        if f["event"] == "agent" && f["payload"]["stream"] == "assistant" && f["payload"]["runId"] == "idem-tls-ws" {
-            text.push_str(f["payload"]["data"]["delta"].as_str().unwrap_or(""));
-        }
-        if f["id"] == "a1" && f["payload"]["status"] == "ok" {
-            return text;
-        }
-    }
-}
-
 /// Right CA, server name overridden (the URL is an IP the certificate does
 /// not name): chat stream and non-stream, HTTP passthrough and a WebSocket
 /// turn all go over TLS, each connection with the overridden SNI.
@@ -207,7 +175,7 @@ async fn chat_and_passthrough_over_tls_with_server_name_override() {
     let v: Value = r.json().await.unwrap();
     assert_eq!((v["path"].as_str(), v["body"].as_str()), (Some("/__demo/echo/over/tls"), Some("tls body")), "{v}");
 
-    assert_eq!(ws_turn(&bridge).await, "Hello");
+    assert_eq!(crate::common::ws::ws_turn(bridge.addr, "hi", "idem-tls-ws").await.text, "Hello");
 
     let sni = term.sni();
     // The link's, and passthrough's (Pingora pools it: the upgrade may reuse it).

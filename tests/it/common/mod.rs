@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod raw;
+pub mod ws;
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
