@@ -265,6 +265,8 @@ async fn ab(args: &Args) -> Value {
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); sides.max(2)];
     let mut errors = vec![0usize; sides.max(2)];
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); sides.max(2)];
+    // Each round's first-content p50 per side, for paired comparisons.
+    let mut round_p50: Vec<Vec<f64>> = vec![Vec::new(); sides.max(2)];
     for r in 0..rounds {
         // Alternate the order (forwards, backwards), so drift hits every side equally.
         let order: Vec<usize> = if r % 2 == 0 { (0..sides).collect() } else { (0..sides).rev().collect() };
@@ -279,6 +281,7 @@ async fn ab(args: &Args) -> Value {
             };
             if let Some((s, e)) = got {
                 rates[side].push(s.len() as f64 / t.elapsed().as_secs_f64());
+                round_p50[side].push(p50_us(&firsts(&s)));
                 samples[side].extend(s);
                 errors[side] += e;
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -293,6 +296,7 @@ async fn ab(args: &Args) -> Value {
             "errors": errors[i],
             "rate_per_round": rates[i].clone(),
             "rate_median": stats::median(&mut rates[i].clone()),
+            "first_p50_per_round": round_p50[i].clone(),
         })
     };
     // `native` and `chat` (the first route's figures, whichever route it is)

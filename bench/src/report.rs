@@ -341,6 +341,15 @@ pub fn run(dir: &str) -> (String, usize) {
         let (cf, rf, cd, rd) =
             (f(&c["first_p50_us"]), f(&r["first_p50_us"]), f(&c["done_p50_us"]), f(&r["done_p50_us"]));
         let errs = ["native", "chat", "responses"].iter().map(|k| v[*k]["errors"].as_u64().unwrap_or(1)).sum::<u64>();
+        // The same difference paired by round (the two sides ran next to each other).
+        let per = |k: &str| v[k]["first_p50_per_round"].as_array().cloned().unwrap_or_default();
+        let mut paired: Vec<f64> = per("responses").iter().zip(per("chat").iter()).map(|(r, c)| f(r) - f(c)).collect();
+        o.line(format!(
+            "INFO fig8 responses - chat first-content p50, median of {} paired rounds: {} (pooled: {})",
+            paired.len(),
+            us(crate::stats::median(&mut paired)),
+            us(rf - cf)
+        ));
         o.check(
             rf <= bound(cf) && rd <= bound(cd) && errs == 0,
             "fig8 responses added median <= chat's + max(10%, 10 µs) at 1 stream",
