@@ -6,6 +6,7 @@
 #
 #   bench/run.sh                 all figures (needs `make release` first; `make bench` does it)
 #   bench/run.sh latency memory  only some: latency throughput passthrough real memory scaling bigbody
+#                                responses (figure 8: /v1/responses vs chat, ~30 s)
 #   BENCH_SKIP_REAL=1            skip figure 4 (the real gateway), with the reason printed
 #   BENCH_PROFILE=1              also `perf record` clawbridge under a streaming load
 #                                (bench/out/profile.txt)
@@ -31,7 +32,7 @@ CB=$HOST:23110; CB_ADMIN=$HOST:23111
 NGINX=$HOST:23120
 CBR=$HOST:23130; CBR_ADMIN=$HOST:23131   # clawbridge in front of the real gateway
 QUICK=${BENCH_QUICK:-0}
-FIGS=("$@"); [ ${#FIGS[@]} -eq 0 ] && FIGS=(latency throughput scaling passthrough memory bigbody real)
+FIGS=("$@"); [ ${#FIGS[@]} -eq 0 ] && FIGS=(latency throughput responses scaling passthrough memory bigbody real)
 want() { local f; for f in "${FIGS[@]}"; do [ "$f" = "$1" ] && return 0; done; return 1; }
 q() { if [ "$QUICK" = 1 ]; then echo "$2"; else echo "$1"; fi; }   # q FULL QUICK
 log() { printf '\n== %s\n' "$*" >&2; }
@@ -121,10 +122,12 @@ machine >"$OUT/machine.json"
 log "machine: $(jq -c . "$OUT/machine.json")"
 
 # ---------------------------------------------------------------- fake-gateway figures
-if want latency || want throughput || want scaling || want passthrough || want profile; then
+if want latency || want throughput || want responses || want scaling || want passthrough || want profile; then
   start_gw "$GW_A"; GWA_PID=$GW_PID
   start_gw "$GW_B"; GWB_PID=$GW_PID
-  CB_LOG=/dev/null start_cb "$CB" "$CB_ADMIN" "$GW_B" "$OUT/openclaw-fake.json" CLAWBRIDGE_MAX_CONCURRENT_RUNS=4096
+  # Both OpenAI routes on (figure 8 drives /v1/responses; chat is served the same either way).
+  CB_LOG=/dev/null start_cb "$CB" "$CB_ADMIN" "$GW_B" "$OUT/openclaw-fake.json" CLAWBRIDGE_MAX_CONCURRENT_RUNS=4096 \
+    CLAWBRIDGE_RESPONSES=on
   MAIN_CB_PID=$CB_PID
 
   if want latency; then
@@ -145,6 +148,15 @@ if want latency || want throughput || want scaling || want passthrough || want p
     log "figure 2: throughput of 5-delta streamed completions, clawbridge vs the fake's own capacity"
     "$BENCH" ab --native "$GW_A" --chat "$CB" --token "$TOKEN" --conc 128 --threads 2 \
       --secs "$(q 3 1)" --rounds 4 --warmup 1000 >"$OUT/fig2.json"
+  fi
+
+  if want responses; then
+    log "figure 8a: added latency, 1 stream: chat vs responses through the same clawbridge, each against native"
+    "$BENCH" ab --native "$GW_A" --chat "$CB" --api chat,responses --token "$TOKEN" --conc 1 \
+      --count "$(q 250 60)" --rounds "$(q 12 4)" --warmup 300 >"$OUT/fig8-c1.json"
+    log "figure 8b: throughput at 128 connections, chat vs responses rounds interleaved"
+    "$BENCH" ab --chat "$CB" --api chat,responses --token "$TOKEN" --conc 128 --threads 2 \
+      --secs "$(q 2 1)" --rounds "$(q 6 2)" --warmup 1000 >"$OUT/fig8-c128.json"
   fi
 
   if want scaling; then

@@ -1,8 +1,9 @@
 //! A minimal HTTP/1.1 keep-alive client on a raw TCP socket: one request at a
 //! time per connection, response framing by Content-Length, chunked or close,
 //! and timestamps when marker byte strings first appear in the body (the
-//! first `"content"` SSE chunk, `data: [DONE]`). Cheap on purpose: it shares
-//! the two cores with what it measures.
+//! first `"content"` SSE chunk or `response.output_text.delta` event,
+//! `data: [DONE]`). Cheap on purpose: it shares the two cores with what it
+//! measures.
 
 use std::time::Instant;
 
@@ -13,6 +14,8 @@ use tokio::net::TcpStream;
 pub const CONTENT_MARK: &[u8] = b"{\"content\":";
 pub const DONE_MARK: &[u8] = b"data: [DONE]";
 pub const ROLE_MARK: &[u8] = b"{\"role\":\"assistant\"}";
+/// The first content of a streamed `/v1/responses` turn: its first text delta event.
+pub const DELTA_EVENT_MARK: &[u8] = b"event: response.output_text.delta\n";
 
 pub struct Conn {
     addr: String,
@@ -252,12 +255,18 @@ pub fn chat_request(host: &str, path: &str, token: &str, message: &str, stream: 
     .into_bytes()
 }
 
+/// `POST /v1/responses` for one streamed (or not) string input.
+pub fn responses_request(host: &str, token: &str, input: &str, stream: bool) -> Vec<u8> {
+    let body = serde_json::json!({ "model": "openclaw", "input": input, "stream": stream }).to_string();
+    post_request(host, "/v1/responses", token, body.as_bytes())
+}
+
 pub fn get_request(host: &str, path: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: clawbridge-bench\r\nAccept: */*\r\n\r\n")
         .into_bytes()
 }
 
-/// `POST /v1/chat/completions` with `body` as is (non-streamed).
+/// `POST path` with `body` as is.
 pub fn post_request(host: &str, path: &str, token: &str, body: &[u8]) -> Vec<u8> {
     let mut req = format!(
         "POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",

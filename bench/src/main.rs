@@ -2,9 +2,13 @@
 //! BENCHMARKS.md). Every subcommand prints one JSON object on stdout.
 //!
 //!   ab      --native ADDR --chat ADDR --token T --conc C (--count N | --secs S) --rounds R
+//!           [--api chat|responses|chat,responses]
 //!           A/B of the same turns: native `agent` over WS vs OpenAI SSE through clawbridge,
 //!           interleaved rounds; time to first content and to the end; completions/s.
+//!           `--api` picks the clawbridge route(s) (`--chat` is clawbridge's address either way):
+//!           chat (default), responses (`/v1/responses`), or both, each a side of its own.
 //!   cpu     --chat ADDR --token T --pid P [--gw-pid G] --levels 1,16,256,1024 --secs S --rounds R
+//!           [--api chat|responses]
 //!           CPU time (utime+stime) of P per completed stream at each concurrency.
 //!   get     --target name=ADDR ... --path /healthz --conc C --secs S --rounds R --lat-count N
 //!           small keep-alive GETs: req/s at C connections and latency at 1, interleaved.
@@ -30,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use http::{Conn, CONTENT_MARK, DONE_MARK, ROLE_MARK};
+use http::{Conn, CONTENT_MARK, DELTA_EVENT_MARK, DONE_MARK, ROLE_MARK};
 use native::{Native, Stop};
 use stats::{dones, firsts, p50_us, p99_us, summary, Sample};
 
@@ -105,10 +109,51 @@ fn main() {
 
 // ---------------------------------------------------------------- chat driver
 
+/// Which clawbridge route a pool drives, and how its first content and end are spotted.
+#[derive(Clone, Copy, PartialEq)]
+enum Api {
+    Chat,
+    Responses,
+}
+
+impl Api {
+    fn parse(s: &str) -> Api {
+        match s {
+            "chat" => Api::Chat,
+            "responses" => Api::Responses,
+            other => {
+                eprintln!("--api: chat or responses, got {other:?}");
+                std::process::exit(2);
+            }
+        }
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Api::Chat => "chat",
+            Api::Responses => "responses",
+        }
+    }
+    /// One streamed turn with `message` as the user's text.
+    fn request(self, token: &str, message: &str) -> Vec<u8> {
+        match self {
+            Api::Chat => http::chat_request("127.0.0.1", "/v1/chat/completions", token, message, true),
+            Api::Responses => http::responses_request("127.0.0.1", token, message, true),
+        }
+    }
+    /// (first content, end) markers.
+    fn marks(self) -> (&'static [u8], &'static [u8]) {
+        match self {
+            Api::Chat => (CONTENT_MARK, DONE_MARK),
+            Api::Responses => (DELTA_EVENT_MARK, DONE_MARK),
+        }
+    }
+}
+
 /// C keep-alive connections, each running streamed turns back to back.
 struct ChatPool {
     conns: Vec<Conn>,
     req: Arc<Vec<u8>>,
+    marks: (&'static [u8], &'static [u8]),
 }
 
 impl ChatPool {
@@ -116,7 +161,12 @@ impl ChatPool {
         ChatPool {
             conns: (0..conc).map(|_| Conn::new(addr)).collect(),
             req: Arc::new(req),
+            marks: (CONTENT_MARK, DONE_MARK),
         }
+    }
+
+    fn for_api(addr: &str, conc: usize, api: Api, token: &str, message: &str) -> Self {
+        ChatPool { marks: api.marks(), ..ChatPool::new(addr, conc, api.request(token, message)) }
     }
 
     async fn drive(&mut self, stop: Stop) -> (Vec<Sample>, usize) {
@@ -131,6 +181,7 @@ impl ChatPool {
         for (i, mut conn) in self.conns.drain(..).enumerate() {
             let delay = step * i as u32;
             let req = self.req.clone();
+            let marks = self.marks;
             let started = started.clone();
             tasks.push(tokio::spawn(async move {
                 let mut samples = Vec::new();
@@ -147,7 +198,7 @@ impl ChatPool {
                         break;
                     }
                     let mut t0 = Instant::now();
-                    match conn.exchange(&req, (CONTENT_MARK, DONE_MARK), &mut t0).await {
+                    match conn.exchange(&req, marks, &mut t0).await {
                         Ok(t) if t.status == 200 && t.first.is_some() => samples.push(Sample {
                             first_ns: (t.first.unwrap() - t0).as_nanos() as u64,
                             done_ns: (t.done.unwrap() - t0).as_nanos() as u64,
@@ -190,73 +241,92 @@ async fn ab(args: &Args) -> Value {
     let warmup: usize = args.num("warmup", 200);
     let message = args.str("message", "hi");
     let stagger = Duration::from_millis(args.num("stagger-ms", 0));
+    let apis: Vec<Api> = args.str("api", "chat").split(',').map(|a| Api::parse(a.trim())).collect();
     let stop = stop_of(args);
     let mut native = match args.opt("native") {
         Some(a) => Some(Native::connect(a, &token).await.unwrap_or_else(|e| panic!("native: {e}"))),
         None => None,
     };
-    let mut chat = args.opt("chat").map(|a| {
-        ChatPool::new(a, conc, http::chat_request("127.0.0.1", "/v1/chat/completions", &token, &message, true))
-    });
+    // One pool per clawbridge route, all on the same clawbridge.
+    let mut pools: Vec<(Api, ChatPool)> = match args.opt("chat") {
+        Some(a) => apis.iter().map(|&api| (api, ChatPool::for_api(a, conc, api, &token, &message))).collect(),
+        None => Vec::new(),
+    };
     // Warm-up: connections, pools, allocator, caches.
     if let Some(n) = native.as_mut() {
         n.drive(conc, Stop::Count(warmup.max(conc)), &message, stagger).await;
     }
-    if let Some(c) = chat.as_mut() {
-        c.drive_staggered(Stop::Count(warmup.max(conc)), stagger).await;
+    for (_, p) in pools.iter_mut() {
+        p.drive_staggered(Stop::Count(warmup.max(conc)), stagger).await;
     }
-    let (mut ns, mut cs) = (Vec::new(), Vec::new());
-    let (mut nerr, mut cerr) = (0, 0);
-    let (mut nrates, mut crates) = (Vec::new(), Vec::new());
+    // Side 0 is native, side i + 1 is pools[i].
+    // (At least two, so `chat` is empty rather than missing without a pool.)
+    let sides = pools.len() + 1;
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); sides.max(2)];
+    let mut errors = vec![0usize; sides.max(2)];
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); sides.max(2)];
+    // Each round's first-content p50 per side, for paired comparisons.
+    let mut round_p50: Vec<Vec<f64>> = vec![Vec::new(); sides.max(2)];
     for r in 0..rounds {
-        // Alternate which side goes first, so drift hits both equally.
-        for side in if r % 2 == 0 { [0, 1] } else { [1, 0] } {
+        // Alternate the order (forwards, backwards), so drift hits every side equally.
+        let order: Vec<usize> = if r % 2 == 0 { (0..sides).collect() } else { (0..sides).rev().collect() };
+        for side in order {
             let t = Instant::now();
-            match side {
-                0 => {
-                    if let Some(n) = native.as_mut() {
-                        let (s, e) = n.drive(conc, stop(), &message, stagger).await;
-                        nrates.push(s.len() as f64 / t.elapsed().as_secs_f64());
-                        ns.extend(s);
-                        nerr += e;
-                    }
-                }
-                _ => {
-                    if let Some(c) = chat.as_mut() {
-                        let (s, e) = c.drive_staggered(stop(), stagger).await;
-                        crates.push(s.len() as f64 / t.elapsed().as_secs_f64());
-                        cs.extend(s);
-                        cerr += e;
-                    }
-                }
+            let got = match side {
+                0 => match native.as_mut() {
+                    Some(n) => Some(n.drive(conc, stop(), &message, stagger).await),
+                    None => None,
+                },
+                i => Some(pools[i - 1].1.drive_staggered(stop(), stagger).await),
+            };
+            if let Some((s, e)) = got {
+                rates[side].push(s.len() as f64 / t.elapsed().as_secs_f64());
+                round_p50[side].push(p50_us(&firsts(&s)));
+                samples[side].extend(s);
+                errors[side] += e;
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-    let side = |s: &[Sample], err: usize, rates: &mut Vec<f64>| {
+    let side = |i: usize| {
+        let s = &samples[i];
         json!({
             "first": summary(&firsts(s)),
             "done": summary(&dones(s)),
-            "errors": err,
-            "rate_per_round": rates.clone(),
-            "rate_median": stats::median(rates),
+            "errors": errors[i],
+            "rate_per_round": rates[i].clone(),
+            "rate_median": stats::median(&mut rates[i].clone()),
+            "first_p50_per_round": round_p50[i].clone(),
         })
     };
-    let mut out = json!({
-        "conc": conc,
-        "rounds": rounds,
-        "native": side(&ns, nerr, &mut nrates.clone()),
-        "chat": side(&cs, cerr, &mut crates.clone()),
-    });
-    if !ns.is_empty() && !cs.is_empty() {
-        let (nf, cf, nd, cd) = (firsts(&ns), firsts(&cs), dones(&ns), dones(&cs));
-        out["added"] = json!({
+    // `native` and `chat` (the first route's figures, whichever route it is)
+    // keep figures 1 and 2 as they were; every route also under its own name.
+    let mut out = json!({ "conc": conc, "rounds": rounds, "native": side(0), "chat": side(1) });
+    let ns = &samples[0];
+    let (mut added_by, mut ratio_by) = (json!({}), json!({}));
+    for (i, (api, _)) in pools.iter().enumerate() {
+        out[api.name()] = side(i + 1);
+        let cs = &samples[i + 1];
+        if ns.is_empty() || cs.is_empty() {
+            continue;
+        }
+        let (nf, cf, nd, cd) = (firsts(ns), firsts(cs), dones(ns), dones(cs));
+        added_by[api.name()] = json!({
             "first_p50_us": p50_us(&cf) - p50_us(&nf),
             "first_p99_us": p99_us(&cf) - p99_us(&nf),
             "done_p50_us": p50_us(&cd) - p50_us(&nd),
             "done_p99_us": p99_us(&cd) - p99_us(&nd),
         });
-        out["rate_ratio"] = json!(stats::median(&mut crates) / stats::median(&mut nrates));
+        ratio_by[api.name()] = json!(stats::median(&mut rates[i + 1].clone()) / stats::median(&mut rates[0].clone()));
+        if i == 0 {
+            out["added"] = added_by[api.name()].clone();
+            out["rate_ratio"] = ratio_by[api.name()].clone();
+        }
+    }
+    if apis.len() > 1 || apis[0] != Api::Chat {
+        out["apis"] = json!(apis.iter().map(|a| a.name()).collect::<Vec<_>>());
+        out["added_by"] = added_by;
+        out["rate_ratio_by"] = ratio_by;
     }
     out
 }
@@ -272,8 +342,8 @@ async fn cpu(args: &Args) -> Value {
     let levels = args.list("levels", "1,16,256,1024");
     let secs: f64 = args.num("secs", 3.0);
     let rounds: usize = args.num("rounds", 3);
-    let req = http::chat_request("127.0.0.1", "/v1/chat/completions", &token, "hi", true);
-    let mut pools: Vec<ChatPool> = levels.iter().map(|&c| ChatPool::new(&addr, c, req.clone())).collect();
+    let api = Api::parse(&args.str("api", "chat"));
+    let mut pools: Vec<ChatPool> = levels.iter().map(|&c| ChatPool::for_api(&addr, c, api, &token, "hi")).collect();
     for p in pools.iter_mut() {
         let c = p.conns.len();
         p.drive(Stop::Count((c * 4).max(500))).await;

@@ -292,6 +292,101 @@ pub fn run(dir: &str) -> (String, usize) {
             format!("{ratio:.2} x ({:.1} MiB for {:.0} MiB)", mib(hwm - idle), in_flight / 1048576.0));
         o.line("");
     }
+    // ---- figure 8
+    let c1 = load(dir, "fig8-c1.json");
+    let c128 = load(dir, "fig8-c128.json");
+    if c1.is_some() || c128.is_some() {
+        o.line("### 8. Responses vs chat: the same 5-delta turns as `POST /v1/responses` and `POST /v1/chat/completions` through one clawbridge");
+        o.line("");
+    }
+    if let Some(v) = c1 {
+        o.line("1 concurrent stream, native / chat / responses rounds interleaved (added = through clawbridge minus native):");
+        o.line("");
+        o.line("| path | n | first content p50 | p99 | [DONE]/final p50 | p99 | completions/s (median of rounds) | errors |");
+        o.line("|---|---|---|---|---|---|---|---|");
+        for (k, label) in [
+            ("native", "native WS `agent` (direct)"),
+            ("chat", "chat SSE via clawbridge"),
+            ("responses", "responses SSE via clawbridge"),
+        ] {
+            let s = &v[k];
+            o.line(format!(
+                "| {label} | {} | {} | {} | {} | {} | {:.0} | {} |",
+                s["first"]["n"],
+                us(f(&s["first"]["p50_us"])),
+                us(f(&s["first"]["p99_us"])),
+                us(f(&s["done"]["p50_us"])),
+                us(f(&s["done"]["p99_us"])),
+                f(&s["rate_median"]),
+                s["errors"]
+            ));
+        }
+        for k in ["chat", "responses"] {
+            let a = &v["added_by"][k];
+            o.line(format!(
+                "| **added, {k}** | | **{}** | **{}** | **{}** | **{}** | ratio {:.2} | |",
+                us(f(&a["first_p50_us"])),
+                us(f(&a["first_p99_us"])),
+                us(f(&a["done_p50_us"])),
+                us(f(&a["done_p99_us"])),
+                f(&v["rate_ratio_by"][k])
+            ));
+        }
+        o.line("");
+        // Within 10% of chat's added median, or 10 µs when 10% of it is
+        // less (a tiny added latency would otherwise make the bound noise).
+        // One-sided: responses faster than chat passes.
+        let (c, r) = (&v["added_by"]["chat"], &v["added_by"]["responses"]);
+        let bound = |chat: f64| chat + (0.10 * chat.abs()).max(10.0);
+        let (cf, rf, cd, rd) =
+            (f(&c["first_p50_us"]), f(&r["first_p50_us"]), f(&c["done_p50_us"]), f(&r["done_p50_us"]));
+        let errs = ["native", "chat", "responses"].iter().map(|k| v[*k]["errors"].as_u64().unwrap_or(1)).sum::<u64>();
+        // The same difference paired by round (the two sides ran next to each other).
+        let per = |k: &str| v[k]["first_p50_per_round"].as_array().cloned().unwrap_or_default();
+        let mut paired: Vec<f64> = per("responses").iter().zip(per("chat").iter()).map(|(r, c)| f(r) - f(c)).collect();
+        o.line(format!(
+            "INFO fig8 responses - chat first-content p50, median of {} paired rounds: {} (pooled: {})",
+            paired.len(),
+            us(crate::stats::median(&mut paired)),
+            us(rf - cf)
+        ));
+        o.check(
+            rf <= bound(cf) && rd <= bound(cd) && errs == 0,
+            "fig8 responses added median <= chat's + max(10%, 10 µs) at 1 stream",
+            format!(
+                "first content {} vs {} (bound {}), [DONE] {} vs {} (bound {}); {errs} errors",
+                us(rf),
+                us(cf),
+                us(bound(cf)),
+                us(rd),
+                us(cd),
+                us(bound(cd))
+            ),
+        );
+        o.line("");
+    }
+    if let Some(v) = c128 {
+        o.line("128 connections, chat / responses rounds interleaved:");
+        o.line("");
+        o.line("| route | completions/s per round | median | errors |");
+        o.line("|---|---|---|---|");
+        for k in ["chat", "responses"] {
+            let r: Vec<String> = v[k]["rate_per_round"]
+                .as_array()
+                .map(|a| a.iter().map(|x| format!("{:.0}", f(x))).collect())
+                .unwrap_or_default();
+            o.line(format!("| {k} | {} | {:.0} | {} |", r.join(", "), f(&v[k]["rate_median"]), v[k]["errors"]));
+        }
+        o.line("");
+        let (c, r) = (f(&v["chat"]["rate_median"]), f(&v["responses"]["rate_median"]));
+        let errs = v["chat"]["errors"].as_u64().unwrap_or(1) + v["responses"]["errors"].as_u64().unwrap_or(1);
+        o.check(
+            r >= 0.9 * c && errs == 0,
+            "fig8 responses completions/s >= 0.9 x chat's at 128 connections",
+            format!("{r:.0}/s vs {c:.0}/s (ratio {:.3}); {errs} errors", r / c),
+        );
+        o.line("");
+    }
     let mut s = o.s;
     let _ = writeln!(s, "{} target(s) failed", o.fails);
     (s, o.fails)

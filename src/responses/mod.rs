@@ -86,7 +86,7 @@ async fn run_turn(
         io::write_sse_header(session).await.map_err(|_| driver::gone("before_first_byte"))?;
         log.committed = true;
         log.status = 200;
-        let mut r = render::ResponsesSse { id: identity };
+        let mut r = render::ResponsesSse::new(identity);
         driver::stream(session, turn, &mut r, api.bounds(), drain, log.started).await
     } else {
         let done = driver::collect(session, turn, api.bounds(), drain, log.started).await?;

@@ -137,39 +137,40 @@ impl Identity {
     }
 }
 
-/// `event: <type>` then `data: {"type":<type>, …fields}`.
-fn event(buf: &mut BytesMut, kind: &str, fields: impl Serialize) {
-    #[derive(Serialize)]
-    struct Event<'a, F> {
-        #[serde(rename = "type")]
-        kind: &'a str,
-        #[serde(flatten)]
-        fields: F,
-    }
+/// `event: <kind>` then `data: {"type":"<kind>"`: the head of every event.
+/// Kinds are the renderer's own ASCII names, nothing to escape.
+fn head(buf: &mut BytesMut, kind: &str) {
+    debug_assert!(kind.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\'));
+    buf.reserve(2 * kind.len() + 32);
     buf.put_slice(b"event: ");
     buf.put_slice(kind.as_bytes());
-    buf.put_slice(b"\ndata: ");
-    serde_json::to_writer(buf.writer(), &Event { kind, fields }).expect("events serialise");
+    buf.put_slice(b"\ndata: {\"type\":\"");
+    buf.put_slice(kind.as_bytes());
+    buf.put_slice(b"\"");
+}
+
+/// `event: <type>` then `data: {"type":<type>, …fields}`: the bytes serde
+/// gives a `{type, #[serde(flatten)] fields}` struct, without its map
+/// serialiser: the fields' object is written after the type, its `{`
+/// turned into the `,` that joins them.
+fn event(buf: &mut BytesMut, kind: &str, fields: impl Serialize) {
+    head(buf, kind);
+    let at = buf.len();
+    serde_json::to_writer(buf.writer(), &fields).expect("events serialise");
+    if buf.len() == at + 2 {
+        // `{}`: no fields, the type alone.
+        buf.truncate(at);
+        buf.put_u8(b'}');
+    } else {
+        debug_assert_eq!(buf[at], b'{');
+        buf[at] = b',';
+    }
     buf.put_slice(b"\n\n");
 }
 
-#[derive(Serialize)]
-struct TextEvent<'a> {
-    item_id: &'a str,
-    output_index: u32,
-    content_index: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    delta: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    text: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    part: Option<Part<'a>>,
-}
-
-impl<'a> TextEvent<'a> {
-    fn new(item_id: &'a str) -> Self {
-        TextEvent { item_id, output_index: 0, content_index: 0, delta: None, text: None, part: None }
-    }
+/// A string as a JSON string.
+fn json_str(buf: &mut BytesMut, s: &str) {
+    serde_json::to_writer(buf.writer(), s).expect("writing to a buffer cannot fail");
 }
 
 #[derive(Serialize)]
@@ -183,19 +184,56 @@ struct ResponseEvent<'a> {
     response: Resource<'a>,
 }
 
+/// What a text event carries after the item's place: `delta`, `text` or `part`.
+#[derive(Clone, Copy)]
+enum TextField<'a> {
+    Delta(&'a str),
+    Text(&'a str),
+    Part(&'a str),
+}
+
+/// What [`ResponsesSse::open`] reserves: the opening events and a short turn.
+const OPEN_RESERVE: usize = 4096;
+
 /// One streamed response.
 pub struct ResponsesSse {
     pub id: Identity,
+    /// `,"item_id":<id>,"output_index":0,"content_index":0`, built once:
+    /// every text event (one per delta) carries it.
+    place: Vec<u8>,
 }
 
 impl ResponsesSse {
+    pub fn new(id: Identity) -> Self {
+        let mut place = Vec::with_capacity(48 + id.item_id.len());
+        place.extend_from_slice(b",\"item_id\":");
+        serde_json::to_writer(&mut place, &id.item_id).expect("string");
+        place.extend_from_slice(b",\"output_index\":0,\"content_index\":0");
+        ResponsesSse { id, place }
+    }
+
     fn failed(&self, buf: &mut BytesMut, code: &str, message: &str, usage: Usage) {
         event(buf, "response.failed", ResponseEvent { response: self.id.failed(code, message, usage) });
         buf.put_slice(DONE);
     }
 
-    fn text<'a>(&'a self, buf: &mut BytesMut, kind: &str, f: impl FnOnce(TextEvent<'a>) -> TextEvent<'a>) {
-        event(buf, kind, f(TextEvent::new(&self.id.item_id)));
+    /// `{type, item_id, output_index, content_index, <field>}`, the key order
+    /// of the built-in's text events.
+    fn text(&self, buf: &mut BytesMut, kind: &str, field: TextField<'_>) {
+        let (key, value): (&[u8], &str) = match field {
+            TextField::Delta(s) => (b",\"delta\":", s),
+            TextField::Text(s) => (b",\"text\":", s),
+            TextField::Part(s) => (b",\"part\":{\"type\":\"output_text\",\"text\":", s),
+        };
+        head(buf, kind);
+        buf.reserve(self.place.len() + key.len() + value.len() + 8);
+        buf.put_slice(&self.place);
+        buf.put_slice(key);
+        json_str(buf, value);
+        if matches!(field, TextField::Part(_)) {
+            buf.put_u8(b'}');
+        }
+        buf.put_slice(b"}\n\n");
     }
 }
 
@@ -206,21 +244,27 @@ impl Render for ResponsesSse {
     }
 
     fn open(&mut self, buf: &mut BytesMut) {
+        // The opening events are ~1.3 KB; a short turn's whole stream ~3 KB,
+        // often one write: one allocation rather than a few reallocations.
+        buf.reserve(OPEN_RESERVE);
         let id = &self.id;
+        // Both events carry the same `in_progress` response: serialised once.
+        let response = id.resource("in_progress", Vec::new(), Usage::default(), None);
+        let response = serde_json::to_vec(&response).expect("responses serialise");
         for kind in ["response.created", "response.in_progress"] {
-            let response = id.resource("in_progress", Vec::new(), Usage::default(), None);
-            event(buf, kind, ResponseEvent { response });
+            head(buf, kind);
+            buf.reserve(response.len() + 16);
+            buf.put_slice(b",\"response\":");
+            buf.put_slice(&response);
+            buf.put_slice(b"}\n\n");
         }
         let item = Item::message(&id.item_id, None, None, "in_progress");
         event(buf, "response.output_item.added", ItemEvent { output_index: 0, item });
-        self.text(buf, "response.content_part.added", |e| TextEvent {
-            part: Some(Part { kind: "output_text", text: "" }),
-            ..e
-        });
+        self.text(buf, "response.content_part.added", TextField::Part(""));
     }
 
     fn delta(&mut self, buf: &mut BytesMut, text: &str) {
-        self.text(buf, "response.output_text.delta", |e| TextEvent { delta: Some(text), ..e });
+        self.text(buf, "response.output_text.delta", TextField::Delta(text));
     }
 
     fn end_early(&mut self, _buf: &mut BytesMut, _reason: &'static str) {
@@ -254,11 +298,8 @@ impl Render for ResponsesSse {
             (None, Some("length")) => "incomplete",
             _ => "completed",
         };
-        self.text(buf, "response.output_text.done", |e| TextEvent { text: Some(&text), ..e });
-        self.text(buf, "response.content_part.done", |e| TextEvent {
-            part: Some(Part { kind: "output_text", text: &text }),
-            ..e
-        });
+        self.text(buf, "response.output_text.done", TextField::Text(&text));
+        self.text(buf, "response.content_part.done", TextField::Part(&text));
         let phase = if failed.is_some() { "commentary" } else { "final_answer" };
         let item_status = if status == "incomplete" { "incomplete" } else { "completed" };
         let item = || Item::message(&self.id.item_id, Some(&text), Some(phase), item_status);
@@ -344,7 +385,7 @@ mod tests {
 
     #[test]
     fn a_stream_has_the_builtins_event_sequence() {
-        let mut r = ResponsesSse { id: identity() };
+        let mut r = ResponsesSse::new(identity());
         let mut buf = BytesMut::new();
         r.open(&mut buf);
         r.delta(&mut buf, "Hel");
@@ -393,6 +434,95 @@ mod tests {
         let raw = std::str::from_utf8(&buf).unwrap();
         let added = r#"{"type":"response.output_item.added","output_index":0,"item":{"type":"message","id":"msg_1","role":"assistant","content":[],"status":"in_progress"}}"#;
         assert!(raw.contains(added), "key order as the built-in's: {raw}");
+    }
+
+    /// The serde rendering the hand-built events must equal byte for byte:
+    /// `{type, #[serde(flatten)] fields}`, as the renderer first wrote them.
+    fn reference(kind: &str, fields: impl Serialize) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct Event<'a, F> {
+            #[serde(rename = "type")]
+            kind: &'a str,
+            #[serde(flatten)]
+            fields: F,
+        }
+        let mut out = format!("event: {kind}\ndata: ").into_bytes();
+        serde_json::to_writer(&mut out, &Event { kind, fields }).unwrap();
+        out.extend_from_slice(b"\n\n");
+        out
+    }
+
+    #[derive(Serialize, Default)]
+    struct RefText<'a> {
+        item_id: &'a str,
+        output_index: u32,
+        content_index: u32,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        delta: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        text: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        part: Option<Part<'a>>,
+    }
+
+    #[test]
+    fn hand_built_events_equal_the_serde_rendering() {
+        let mut id = identity();
+        id.item_id = "msg_\"odd\"\u{1}".into();
+        let r = ResponsesSse::new(id.clone());
+        let item_id = id.item_id.as_str();
+        for s in ["", "Hel", "line\n\"q\" \\ é 🦀 \u{7f} \u{0}", "</script>"] {
+            let cases: [(&str, TextField<'_>, RefText<'_>); 3] = [
+                (
+                    "response.output_text.delta",
+                    TextField::Delta(s),
+                    RefText { item_id, delta: Some(s), ..Default::default() },
+                ),
+                (
+                    "response.output_text.done",
+                    TextField::Text(s),
+                    RefText { item_id, text: Some(s), ..Default::default() },
+                ),
+                (
+                    "response.content_part.done",
+                    TextField::Part(s),
+                    RefText { item_id, part: Some(Part { kind: "output_text", text: s }), ..Default::default() },
+                ),
+            ];
+            for (kind, field, want) in cases {
+                let mut buf = BytesMut::new();
+                r.text(&mut buf, kind, field);
+                assert_eq!(std::str::from_utf8(&buf).unwrap(), std::str::from_utf8(&reference(kind, want)).unwrap());
+            }
+        }
+        // The generic path: items and whole responses.
+        let item = || Item::message(item_id, Some("a\"b"), Some("final_answer"), "completed");
+        let mut buf = BytesMut::new();
+        event(&mut buf, "response.output_item.done", ItemEvent { output_index: 0, item: item() });
+        assert_eq!(&buf[..], &reference("response.output_item.done", ItemEvent { output_index: 0, item: item() })[..]);
+        let response = || id.failed("server_error", "boom \"x\"", Usage::default());
+        let mut buf = BytesMut::new();
+        event(&mut buf, "response.failed", ResponseEvent { response: response() });
+        assert_eq!(&buf[..], &reference("response.failed", ResponseEvent { response: response() })[..]);
+        #[derive(Serialize)]
+        struct Nothing {}
+        let mut buf = BytesMut::new();
+        event(&mut buf, "response.x", Nothing {});
+        assert_eq!(&buf[..], &reference("response.x", Nothing {})[..]);
+        // The opening events.
+        let mut r = ResponsesSse::new(id.clone());
+        let mut buf = BytesMut::new();
+        r.open(&mut buf);
+        let mut want = Vec::new();
+        for kind in ["response.created", "response.in_progress"] {
+            let response = id.resource("in_progress", Vec::new(), Usage::default(), None);
+            want.extend(reference(kind, ResponseEvent { response }));
+        }
+        let item = Item::message(item_id, None, None, "in_progress");
+        want.extend(reference("response.output_item.added", ItemEvent { output_index: 0, item }));
+        let part = RefText { item_id, part: Some(Part { kind: "output_text", text: "" }), ..Default::default() };
+        want.extend(reference("response.content_part.added", part));
+        assert_eq!(std::str::from_utf8(&buf).unwrap(), std::str::from_utf8(&want).unwrap());
     }
 
     #[test]

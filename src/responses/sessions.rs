@@ -25,8 +25,13 @@ impl Scope {
         use sha2::Digest;
         let subject = match bearer {
             Some(b) => {
-                let hash = sha2::Sha256::digest(b);
-                format!("bearer:{}", hash.iter().map(|b| format!("{b:02x}")).collect::<String>())
+                use std::fmt::Write;
+                let mut subject = String::with_capacity(7 + 64);
+                subject.push_str("bearer:");
+                for byte in sha2::Sha256::digest(b) {
+                    let _ = write!(subject, "{byte:02x}");
+                }
+                subject
             }
             None => format!("gateway-auth:{auth_mode}"),
         };
@@ -36,10 +41,20 @@ impl Scope {
 }
 
 struct Entry {
+    /// [`id_hash`] of `id`: a scan over 500 entries compares these, and
+    /// the strings only where they match.
+    hash: u64,
     id: String,
     scope: Scope,
     session_key: String,
     at: Instant,
+}
+
+fn id_hash(id: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    id.hash(&mut h);
+    h.finish()
 }
 
 #[derive(Default)]
@@ -52,8 +67,9 @@ impl ResponseSessions {
 
     fn remember_at(&self, id: &str, session_key: &str, scope: Scope, now: Instant) {
         let mut map = self.0.lock().expect("response sessions lock");
-        map.retain(|e| e.id != id);
-        map.push_back(Entry { id: id.to_string(), scope, session_key: session_key.to_string(), at: now });
+        let hash = id_hash(id);
+        map.retain(|e| e.hash != hash || e.id != id);
+        map.push_back(Entry { hash, id: id.to_string(), scope, session_key: session_key.to_string(), at: now });
         while map.front().is_some_and(|e| now.duration_since(e.at) > TTL) || map.len() > MAX_ENTRIES {
             map.pop_front();
         }
@@ -66,7 +82,8 @@ impl ResponseSessions {
 
     fn lookup_at(&self, id: &str, scope: &Scope, now: Instant) -> Option<String> {
         let map = self.0.lock().expect("response sessions lock");
-        let e = map.iter().rev().find(|e| e.id == id)?;
+        let hash = id_hash(id);
+        let e = map.iter().rev().find(|e| e.hash == hash && e.id == id)?;
         (now.duration_since(e.at) <= TTL && e.scope == *scope).then(|| e.session_key.clone())
     }
 }
