@@ -405,6 +405,12 @@ if [[ " $PHASES " == *" 4 "* ]]; then
       teardown_netns
     fi
     LEGACY_PREFIX="${E2E_LEGACY_PREFIX:-$HOME/.cache/openclaw-legacy-2026.3.31}"
+    # Installed (and cached) as phase 5 installs it; a failed install is a SKIP with its reason.
+    if [ ! -f "$LEGACY_PREFIX/node_modules/openclaw/package.json" ]; then
+      log "installing openclaw 2026.3.31 into $LEGACY_PREFIX (cached for later runs)"
+      OCREF_PREFIX="$LEGACY_PREFIX" OCREF_OPENCLAW_VERSION=2026.3.31 "$KIT/install.sh" >"$OUT/install-phase4-2026.3.31.log" 2>&1 \
+        || log "install failed (see $OUT/install-phase4-2026.3.31.log)"
+    fi
     if [ ! -f "$LEGACY_PREFIX/node_modules/openclaw/package.json" ]; then
       skip_suite pairing-legacy "2026.3.31 is not installed at $LEGACY_PREFIX (OCREF_PREFIX=$LEGACY_PREFIX OCREF_OPENCLAW_VERSION=2026.3.31 $KIT/install.sh)"
     else
