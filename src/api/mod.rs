@@ -109,7 +109,11 @@ impl Api {
         agent: &str,
         model: Option<&crate::gateway::ModelOverride>,
     ) -> Vec<crate::gateway::Attachment> {
-        if attachments.is_empty() || self.vision.takes_images(&self.gateway, agent, model).await {
+        if attachments.is_empty() {
+            return attachments;
+        }
+        // Boxed: a gateway call is a large future, and only turns with images make one.
+        if Box::pin(self.vision.takes_images(&self.gateway, agent, model)).await {
             return attachments;
         }
         tracing::debug!(
@@ -148,8 +152,11 @@ where
     // The body, its parse and the header copies are dropped by the caller
     // once the run starts, not kept for the life of a stream.
     match api.parser.parse(body.clone(), move |b| parse(b, headers.route())).await {
+        // Boxed: the hand-off's HTTP client is a ~10 KiB future, which would
+        // otherwise take room in every open stream's task.
         Err(ApiError::Inexpressible(_)) if api.builtin.on(route) => {
-            handoff::forward(api, session, body, principal.forwarding.clone(), log).await.map(|()| None)
+            let forward = handoff::forward(api, session, body, principal.forwarding.clone(), log);
+            Box::pin(forward).await.map(|()| None)
         }
         parsed => parsed.map(Some),
     }
