@@ -20,12 +20,11 @@ use crate::ingress::OwnedRoute;
 use crate::turn::{driver, Turn};
 use render::Identity;
 
-/// The built-in's body limit for this route: 20 MiB.
-pub const MAX_BODY_BYTES: usize = 20 * 1024 * 1024;
-
 /// Serves one responses request after the prelude.
 pub async fn handle(api: &Api, session: &mut Session, principal: &Principal, log: &mut ApiLog) -> Result<(), ApiError> {
-    let limit = api.limits.max_body_bytes.max(MAX_BODY_BYTES);
+    // The built-in's limit here is 20 MiB, `limits.max_body_bytes`' default;
+    // an operator's lower limit holds for every route.
+    let limit = api.limits.max_body_bytes;
     let parsed =
         crate::api::parse_or_hand_off(api, session, principal, OwnedRoute::Responses, limit, request::parse, log);
     let Some(mut req) = parsed.await? else { return Ok(()) };

@@ -207,3 +207,18 @@ async fn tools_go_to_the_builtin_when_it_is_on() {
     let e: Value = resp.json().await.unwrap();
     assert!(e["error"]["message"].as_str().unwrap().starts_with("`tools` are not supported through clawbridge"), "{e}");
 }
+
+/// The operator's body limit holds on every owned route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_body_limit_holds_for_responses() {
+    let gw = gateway().await;
+    let bridge = BridgeOpts::new(gw.addr())
+        .env("CLAWBRIDGE_RESPONSES", "on")
+        .env("CLAWBRIDGE_MAX_BODY_BYTES", "1024")
+        .start()
+        .await;
+    let body = json!({"model":"openclaw","input":"x".repeat(2048)});
+    let resp = post(&bridge, "/v1/responses", &body, &[]).await;
+    assert_eq!(resp.status(), 413);
+    assert!(agent_requests(&gw).is_empty());
+}
