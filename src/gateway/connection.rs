@@ -540,13 +540,13 @@ pub(super) fn on_frame(text: &str, runs: &mut Runs) -> Option<String> {
     };
     match (frame.kind.as_ref(), frame.payload) {
         ("event", Payload::Agent(ev)) => {
+            // One lookup: another client's run (the gateway broadcasts them all) stops here.
+            let slot = runs.get(ev.run_id.as_ref()).and_then(Slot::run)?;
             // The gateway's name for the run's session, which its aborts need.
-            if let (Some(slot), Some(key)) =
-                (runs.get(ev.run_id.as_ref()).and_then(Slot::run), ev.session_key.as_deref())
-            {
+            if let Some(key) = ev.session_key.as_deref() {
                 slot.events.name_session(key);
             }
-            if runs.get(ev.run_id.as_ref()).and_then(Slot::run).is_some_and(|s| s.abort_pending.is_some()) {
+            if slot.abort_pending.is_some() {
                 return pending_abort(runs, &ev.run_id);
             }
             let event = match ev.data {
